@@ -1,0 +1,144 @@
+"""A fitted posterior q(θ) over a dynamics model: predictive samples, log predictive density,
+parameter samples, and a safe checkpoint format (``torch.load(..., weights_only=True)``)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from ..data import Transitions
+from ..models.dynamics import DynamicsModel, build_model
+from ..spec import InferenceSpec, ModelSpec, parse_inference_spec, parse_model_spec
+from .families import guide_mean, guide_sample, make_guide
+from .laplace import laplace_guide
+
+FORMAT = "pprl.posterior/1"
+
+
+@torch.no_grad()
+def log_predictive_density(model: DynamicsModel, theta: torch.Tensor, data: Transitions,
+                           chunk_size: int = 4096) -> torch.Tensor:
+    """log p(s'_n | s_n, a_n) ≈ log (1/S) Σ_s p(s'_n | s_n, a_n, θ_s) per transition, in nats of
+    the *original* next-observation units (the normalisation Jacobian is added) → ``[N]``.
+    With θ_s from q this is the posterior predictive; from the prior, the prior predictive."""
+    out = []
+    for start in range(0, len(data), chunk_size):
+        part = data[start:start + chunk_size]
+        x, y = model.inputs(part.obs, part.act), model.targets(part.obs, part.next_obs)
+        ll = model.log_likelihood(theta, x, y)  # [S, n]
+        out.append(torch.logsumexp(ll, 0) - math.log(theta.shape[0]))
+    return torch.cat(out) + model.target_norm.log_abs_det()
+
+
+class Posterior:
+    """q(θ) fitted to data for one dynamics model and one variational family."""
+
+    def __init__(self, model: DynamicsModel, guide, inference: InferenceSpec,
+                 elbo_trace: torch.Tensor | None = None, info: dict | None = None):
+        self.model, self.guide, self.inference = model, guide, inference
+        self.elbo_trace = elbo_trace if elbo_trace is not None else torch.empty(0)
+        self.info = dict(info or {})
+
+    @property
+    def family(self) -> str:
+        return self.inference.family
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.prior_loc.device
+
+    def __repr__(self):
+        return (f"Posterior(model={self.model.spec.name!r}, family={self.family!r}, "
+                f"D={self.model.param_dim}, steps={len(self.elbo_trace)})")
+
+    # ---------------------------------------------------------------- sampling
+    def sample_theta(self, num_samples: int) -> torch.Tensor:
+        """Draws of the flat weights θ ~ q → ``[num_samples, D]`` (differentiable where q is)."""
+        return guide_sample(self.guide, num_samples)
+
+    @torch.no_grad()
+    def sample(self, num_samples: int) -> dict[str, torch.Tensor]:
+        """``{"theta": [n, D], "noise_scale": [obs_dim]}`` plus, for layered models, each layer's
+        ``"layer{l}.weight" [n, in, out]`` and ``"layer{l}.bias" [n, out]``."""
+        theta = self.sample_theta(num_samples)
+        out = {"theta": theta, "noise_scale": self.model.noise_scale.detach().clone()}
+        for l, layer in enumerate(getattr(self.model, "layers", [])):
+            out[f"layer{l}.weight"] = theta[:, layer.weight].reshape(-1, layer.fan_in, layer.fan_out)
+            out[f"layer{l}.bias"] = theta[:, layer.bias]
+        return out
+
+    def mean_theta(self) -> torch.Tensor:
+        return guide_mean(self.guide).detach()
+
+    @torch.no_grad()
+    def predict(self, obs: torch.Tensor, act: torch.Tensor, num_samples: int = 100,
+                noise: bool = True) -> torch.Tensor:
+        """Samples of s' from the posterior predictive → ``[num_samples, N, obs_dim]``
+        (θ ~ q, then s' ~ p(s' | s, a, θ); ``noise=False`` gives the mean f(x; θ) only)."""
+        obs, act = torch.as_tensor(obs, device=self.device), torch.as_tensor(act, device=self.device)
+        if obs.dim() == 1:
+            obs, act = obs.unsqueeze(0), act.unsqueeze(0)
+        theta = self.sample_theta(num_samples)
+        y = self.model.mean(theta, self.model.inputs(obs.float(), act.float()))
+        if noise:
+            y = y + self.model.noise_scale * torch.randn_like(y)
+        return self.model.to_next_obs(obs.float(), y)
+
+    def log_predictive(self, transitions: Transitions, num_samples: int = 200) -> float:
+        """Mean log posterior-predictive density per transition, in nats (higher is better)."""
+        theta = self.sample_theta(num_samples).detach()
+        return float(log_predictive_density(self.model, theta, transitions.to(self.device)).mean())
+
+    def prior_log_predictive(self, transitions: Transitions, num_samples: int = 200) -> float:
+        """The same under the prior p(θ): the baseline a posterior must beat."""
+        theta = self.model.prior().sample((num_samples,))
+        return float(log_predictive_density(self.model, theta, transitions.to(self.device)).mean())
+
+    # ---------------------------------------------------------------- persistence
+    def state(self) -> dict:
+        """Everything needed to rebuild this posterior; only tensors, numbers, strings, lists, dicts."""
+        return {"format": FORMAT, "model_spec": self.model.spec.to_dict(),
+                "inference_spec": self.inference.to_dict(),
+                "obs_dim": self.model.obs_dim, "act_dim": self.model.act_dim,
+                "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "guide_state": {k: v.detach().cpu() for k, v in self.guide.state_dict().items()},
+                "elbo_trace": self.elbo_trace.detach().cpu(), "info": self.info}
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint that :func:`load_posterior` reads with ``weights_only=True``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state(), tmp)
+        tmp.replace(path)  # atomic: a crash mid-write never leaves a half checkpoint
+        return path
+
+
+def rebuild_guide(model: DynamicsModel, inference: InferenceSpec, guide_state: dict | None = None):
+    """An initialised guide for ``model`` (its parameters created), optionally loaded from a state."""
+    if inference.family == "laplace" and guide_state is not None and "scale_tril" in guide_state:
+        return laplace_guide(model, guide_state["loc"].to(model.prior_loc.device),
+                             (guide_state["scale"][:, None] * guide_state["scale_tril"]).to(model.prior_loc.device))
+    guide = make_guide(model, inference)
+    guide(*model.dummy_batch())  # set up the guide's parameters
+    if guide_state is not None:
+        guide.load_state_dict({k: v.to(model.prior_loc.device) for k, v in guide_state.items()})
+    return guide
+
+
+def load_posterior(path: str | Path, device: str | torch.device = "cpu") -> Posterior:
+    """Load a checkpoint written by :meth:`Posterior.save` (safe: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such posterior checkpoint")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a pprl posterior checkpoint (expected format {FORMAT!r})")
+    mspec: ModelSpec = parse_model_spec(state["model_spec"], f"{path}:model_spec")
+    ispec: InferenceSpec = parse_inference_spec(state["inference_spec"], f"{path}:inference_spec")
+    model = build_model(mspec, state["obs_dim"], state["act_dim"])
+    model.load_state_dict(state["model_state"])
+    model.to(device)
+    guide = rebuild_guide(model, ispec, state["guide_state"])
+    return Posterior(model, guide, ispec, state["elbo_trace"], state.get("info"))

@@ -1,0 +1,338 @@
+"""Declarative specs: YAML files in ``models/`` and ``inference/`` → typed, validated objects.
+
+Every problem is reported as one :class:`SpecError` naming the file, the field and what is
+allowed, e.g. ``inference/x.yaml: field 'family': unknown value 'mean-feild'; allowed:
+mean_field, low_rank, full_rank, flow, map, laplace``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODEL_TYPES = ("bnn", "linear_gaussian")
+ACTIVATIONS = ("relu", "tanh", "elu", "silu", "softplus")
+TARGETS = ("delta", "next_obs")
+FAMILIES = ("mean_field", "low_rank", "full_rank", "flow", "map", "laplace")
+GAUSSIAN_FAMILIES = ("mean_field", "low_rank", "full_rank")
+ELBOS = ("plain", "analytic_kl", "renyi")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+# Options each family accepts (name -> (type, default)).
+FAMILY_OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
+    "mean_field": {"local_reparam": (bool, True)},
+    "low_rank": {"rank": (int, 10)},
+    "full_rank": {},
+    "flow": {"num_flows": (int, 4), "hidden_dim": (int, 64)},
+    "map": {},
+    "laplace": {"jitter": (float, 1e-6)},
+}
+
+
+class SpecError(ValueError):
+    """A spec file is malformed. The message names the file, the field and what is allowed."""
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """Zero-mean Gaussian priors on weights and biases; ``weight_scale='fan_in'`` means 1/√fan_in."""
+
+    weight_scale: float | str = "fan_in"
+    bias_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class LikelihoodSpec:
+    """Gaussian observation noise on the (normalised) target; fixed, or learned as a point estimate."""
+
+    noise_scale: float = 0.1
+    learn_noise: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A dynamics model p(target | s, a, θ) with a Gaussian prior on θ."""
+
+    type: str
+    name: str = ""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+    prior: PriorSpec = field(default_factory=PriorSpec)
+    likelihood: LikelihoodSpec = field(default_factory=LikelihoodSpec)
+    target: str = "delta"
+    normalize: bool = True
+    source: str = "<dict>"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        d.pop("source")
+        if self.type == "linear_gaussian":
+            d.pop("hidden_sizes"), d.pop("activation")
+        return d
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """A variational family plus the objective and optimiser that fit it."""
+
+    family: str
+    name: str = ""
+    options: dict = field(default_factory=dict)
+    elbo: str = "plain"
+    alpha: float = 0.0
+    num_particles: int = 1
+    optimizer: str = "adam"
+    lr: float = 0.01
+    lr_decay: float = 1.0
+    steps: int = 2000
+    batch_size: int = 256
+    init_scale: float = 0.01
+    grad_clip: float | None = 100.0
+    source: str = "<dict>"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        if self.elbo != "renyi":
+            d.pop("alpha")
+        return d
+
+    def replace(self, **changes) -> "InferenceSpec":
+        return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------- checking
+
+def _type_name(t) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a mapping"}
+    return names.get(t, t.__name__)
+
+
+def _check_type(value, expected, where: str, src: str):
+    ok = isinstance(value, expected)
+    if expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok:
+        raise SpecError(f"{src}: field '{where}' must be {_type_name(expected)}, "
+                        f"got {value!r} ({type(value).__name__})")
+    return float(value) if expected is float else value
+
+
+def _check_choice(value, allowed, where: str, src: str):
+    if value not in allowed:
+        raise SpecError(f"{src}: field '{where}': unknown value {value!r}; "
+                        f"allowed: {', '.join(map(str, allowed))}")
+    return value
+
+
+def _check_positive(value, where: str, src: str, strict: bool = True):
+    if value <= 0 if strict else value < 0:
+        raise SpecError(f"{src}: field '{where}' must be {'> 0' if strict else '>= 0'}, got {value!r}")
+    return value
+
+
+def _check_keys(mapping, allowed, where: str, src: str):
+    if not isinstance(mapping, dict):
+        raise SpecError(f"{src}: {'field ' + repr(where) if where else 'the file'} must be a "
+                        f"mapping, got {mapping!r}")
+    unknown = sorted(set(mapping) - set(allowed))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise SpecError(f"{src}: unknown field '{prefix}{unknown[0]}'; allowed: "
+                        f"{', '.join(sorted(allowed))}")
+
+
+def _read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the file must be a YAML mapping of fields, got {type(data).__name__}")
+    return data
+
+
+# --------------------------------------------------------------------------- model specs
+
+def parse_model_spec(data: dict, src: str = "<dict>") -> ModelSpec:
+    """Validate a model-spec mapping (see ``models/*.yaml``)."""
+    allowed = {f.name for f in dataclasses.fields(ModelSpec)} - {"source"}
+    _check_keys(data, allowed, "", src)
+    if "type" not in data:
+        raise SpecError(f"{src}: missing field 'type'; allowed: {', '.join(MODEL_TYPES)}")
+    mtype = _check_choice(data["type"], MODEL_TYPES, "type", src)
+    linear = mtype == "linear_gaussian"
+    out: dict[str, Any] = {"type": mtype, "source": src,
+                           "name": _check_type(data.get("name", Path(src).stem), str, "name", src),
+                           "target": "next_obs" if linear else "delta", "normalize": not linear}
+    if linear:
+        for key in ("hidden_sizes", "activation"):
+            if key in data:
+                raise SpecError(f"{src}: field '{key}' is not used by type 'linear_gaussian'; "
+                                f"allowed: name, type, prior, likelihood, target, normalize")
+    if "hidden_sizes" in data:
+        sizes = _check_type(data["hidden_sizes"], list, "hidden_sizes", src)
+        for i, s in enumerate(sizes):
+            _check_positive(_check_type(s, int, f"hidden_sizes[{i}]", src), f"hidden_sizes[{i}]", src)
+        out["hidden_sizes"] = tuple(sizes)
+    if "activation" in data:
+        out["activation"] = _check_choice(data["activation"], ACTIVATIONS, "activation", src)
+    if "target" in data:
+        out["target"] = _check_choice(data["target"], TARGETS, "target", src)
+    if "normalize" in data:
+        out["normalize"] = _check_type(data["normalize"], bool, "normalize", src)
+
+    prior = data.get("prior", {})
+    _check_keys(prior, {"weight_scale", "bias_scale"}, "prior", src)
+    p: dict[str, Any] = {}
+    if "weight_scale" in prior:
+        ws = prior["weight_scale"]
+        if ws != "fan_in":
+            if isinstance(ws, str):
+                raise SpecError(f"{src}: field 'prior.weight_scale' must be a number > 0 or "
+                                f"'fan_in', got {ws!r}")
+            ws = _check_positive(_check_type(ws, float, "prior.weight_scale", src),
+                                 "prior.weight_scale", src)
+        p["weight_scale"] = ws
+    if "bias_scale" in prior:
+        p["bias_scale"] = _check_positive(_check_type(prior["bias_scale"], float, "prior.bias_scale", src),
+                                          "prior.bias_scale", src)
+    out["prior"] = PriorSpec(**p)
+
+    lik = data.get("likelihood", {})
+    _check_keys(lik, {"noise_scale", "learn_noise"}, "likelihood", src)
+    li: dict[str, Any] = {}
+    if "noise_scale" in lik:
+        li["noise_scale"] = _check_positive(_check_type(lik["noise_scale"], float, "likelihood.noise_scale",
+                                                        src), "likelihood.noise_scale", src)
+    if "learn_noise" in lik:
+        li["learn_noise"] = _check_type(lik["learn_noise"], bool, "likelihood.learn_noise", src)
+        if linear and li["learn_noise"]:
+            raise SpecError(f"{src}: field 'likelihood.learn_noise': type 'linear_gaussian' has known "
+                            f"noise (its posterior is exact only then); allowed: false")
+    out["likelihood"] = LikelihoodSpec(**li)
+    return ModelSpec(**out)
+
+
+# --------------------------------------------------------------------------- inference specs
+
+def parse_inference_spec(data: dict, src: str = "<dict>") -> InferenceSpec:
+    """Validate an inference-spec mapping (see ``inference/*.yaml``)."""
+    allowed = {f.name for f in dataclasses.fields(InferenceSpec)} - {"source"}
+    _check_keys(data, allowed, "", src)
+    if "family" not in data:
+        raise SpecError(f"{src}: missing field 'family'; allowed: {', '.join(FAMILIES)}")
+    family = _check_choice(data["family"], FAMILIES, "family", src)
+    out: dict[str, Any] = {"family": family, "source": src,
+                           "name": _check_type(data.get("name", family), str, "name", src),
+                           "elbo": "analytic_kl" if family in GAUSSIAN_FAMILIES else "plain"}
+
+    schema = FAMILY_OPTIONS[family]
+    opts = data.get("options") or {}
+    if schema:
+        _check_keys(opts, set(schema), "options", src)
+    elif opts:
+        raise SpecError(f"{src}: family '{family}' takes no options, got 'options.{next(iter(opts))}'")
+    options = {}
+    for key, (typ, default) in schema.items():
+        value = _check_type(opts.get(key, default), typ, f"options.{key}", src)
+        if typ in (int, float) and key != "jitter":
+            _check_positive(value, f"options.{key}", src)
+        options[key] = value
+    out["options"] = options
+
+    typed = {"alpha": float, "num_particles": int, "lr": float, "lr_decay": float, "steps": int,
+             "batch_size": int, "init_scale": float}
+    for key, typ in typed.items():
+        if key in data:
+            out[key] = _check_type(data[key], typ, key, src)
+            if key != "alpha":
+                _check_positive(out[key], key, src)
+    if "lr_decay" in out and out["lr_decay"] > 1:
+        raise SpecError(f"{src}: field 'lr_decay' is the final learning rate as a fraction of 'lr'; "
+                        f"allowed: 0 < lr_decay <= 1, got {out['lr_decay']}")
+    if "grad_clip" in data:
+        gc = data["grad_clip"]
+        out["grad_clip"] = None if gc is None else _check_positive(_check_type(gc, float, "grad_clip", src),
+                                                                   "grad_clip", src)
+    if "optimizer" in data:
+        out["optimizer"] = _check_choice(data["optimizer"], OPTIMIZERS, "optimizer", src)
+    if "elbo" in data:
+        out["elbo"] = _check_choice(data["elbo"], ELBOS, "elbo", src)
+
+    # Combinations that do not make sense.
+    elbo = out["elbo"]
+    if elbo == "analytic_kl" and family not in GAUSSIAN_FAMILIES:
+        raise SpecError(f"{src}: field 'elbo': 'analytic_kl' needs a closed-form KL(q || prior), which "
+                        f"only families {', '.join(GAUSSIAN_FAMILIES)} have; allowed for '{family}': "
+                        f"{'plain' if family in ('map', 'laplace') else 'plain, renyi'}")
+    if family in ("map", "laplace") and elbo != "plain":
+        raise SpecError(f"{src}: field 'elbo': family '{family}' is fitted by MAP; allowed: plain")
+    if family == "mean_field" and options["local_reparam"] and elbo != "analytic_kl":
+        raise SpecError(f"{src}: field 'options.local_reparam' needs elbo 'analytic_kl' "
+                        f"(the local reparameterisation estimates the expected log-likelihood only)")
+    if "alpha" in data and elbo != "renyi":
+        raise SpecError(f"{src}: field 'alpha' is only used with elbo 'renyi'")
+    if elbo == "renyi" and out.get("alpha", 0.0) == 1.0:
+        raise SpecError(f"{src}: field 'alpha': 1 is the plain ELBO; use elbo 'plain'")
+    return InferenceSpec(**out)
+
+
+# --------------------------------------------------------------------------- loading
+
+def load_spec(path: str | Path) -> ModelSpec | InferenceSpec:
+    """Load and validate a YAML spec; a mapping with ``family`` is an inference spec,
+    one with ``type`` a model spec."""
+    src = str(path)
+    data = _read_yaml(path)
+    if "family" in data and "type" not in data:
+        return parse_inference_spec(data, src)
+    if "type" in data and "family" not in data:
+        return parse_model_spec(data, src)
+    raise SpecError(f"{src}: cannot tell the kind of spec; a model spec has field 'type' "
+                    f"({', '.join(MODEL_TYPES)}), an inference spec has field 'family' "
+                    f"({', '.join(FAMILIES)})")
+
+
+def as_model_spec(spec: ModelSpec | dict | str | Path) -> ModelSpec:
+    """A model spec from a spec object, a mapping or a YAML path."""
+    if isinstance(spec, ModelSpec):
+        return spec
+    if isinstance(spec, dict):
+        return parse_model_spec(spec)
+    loaded = load_spec(spec)
+    if not isinstance(loaded, ModelSpec):
+        raise SpecError(f"{spec}: expected a model spec (field 'type'), got an inference spec")
+    return loaded
+
+
+def as_inference_spec(spec: InferenceSpec | dict | str | Path) -> InferenceSpec:
+    """An inference spec from a spec object, a mapping, a YAML path or a family name
+    (the name picks ``inference/<name>.yaml`` if it exists, else the built-in defaults)."""
+    if isinstance(spec, InferenceSpec):
+        return spec
+    if isinstance(spec, dict):
+        return parse_inference_spec(spec)
+    text = str(spec)
+    if text in FAMILIES and not Path(text).exists():
+        bundled = Path(__file__).resolve().parent.parent / "inference" / f"{text}.yaml"
+        if bundled.is_file():
+            return as_inference_spec(bundled)
+        return parse_inference_spec({"family": text}, f"<family {text}>")
+    if not text.endswith((".yaml", ".yml")) and not Path(text).exists():
+        raise SpecError(f"{text}: not a spec file or a family name; allowed families: "
+                        f"{', '.join(FAMILIES)}")
+    loaded = load_spec(text)
+    if not isinstance(loaded, InferenceSpec):
+        raise SpecError(f"{text}: expected an inference spec (field 'family'), got a model spec")
+    return loaded
