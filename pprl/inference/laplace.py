@@ -22,12 +22,12 @@ def ggn_precision(model: DynamicsModel, theta: torch.Tensor, x: torch.Tensor, ch
     (each chunk's Jacobian ``[n·out, D]`` comes from one vectorised ``jacrev``)."""
     theta = theta.detach()
     noise_prec = model.noise_scale.detach().pow(-2)
-    H = torch.diag(model.prior_scale.pow(-2))
+    H = torch.diag(model.prior_scale.double().pow(-2))  # float64: float32 sums lose definiteness
     for start in range(0, x.shape[0], chunk_size):
         xc = x[start:start + chunk_size]
         J = jacrev(lambda t: model.mean(t.unsqueeze(0), xc).squeeze(0))(theta)  # [n, out, D]
         Jw = J * noise_prec.sqrt()[None, :, None]
-        Jw = Jw.reshape(-1, J.shape[-1])
+        Jw = Jw.reshape(-1, J.shape[-1]).double()
         H.addmm_(Jw.T, Jw)
     return H
 
@@ -49,7 +49,7 @@ def laplace_guide(model: DynamicsModel, loc: torch.Tensor, scale_tril: torch.Ten
 def laplace_from_map(model: DynamicsModel, theta_map: torch.Tensor, x: torch.Tensor,
                      jitter: float = 1e-6) -> AutoMultivariateNormal:
     """Build the Laplace guide at the MAP estimate ``theta_map`` from all training inputs ``x``."""
-    H = ggn_precision(model, theta_map, x).double()
+    H = ggn_precision(model, theta_map, x)
     H.diagonal().add_(jitter)
     cov = torch.cholesky_inverse(torch.linalg.cholesky(H))
     scale_tril = torch.linalg.cholesky(cov).to(theta_map.dtype)

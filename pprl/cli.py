@@ -1,0 +1,231 @@
+"""The ``pprl`` command line: ``validate | collect | fit | compare | demo``.
+
+Bad input (a malformed spec, a missing file, an unknown environment) prints one line
+``pprl: error: ...`` and exits with status 2; nothing already written is touched, because
+inputs are all checked before any output is written and outputs are written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .data import Transitions, collect
+from .inference.svi import FitDiverged, fit
+from .models.dynamics import build_model
+from .spec import SpecError, as_inference_spec, as_model_spec, load_spec
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)
+
+
+def _load_data(path: str) -> Transitions:
+    return Transitions.load(path)
+
+
+def _train_test(args) -> tuple[Transitions, Transitions]:
+    data = _load_data(args.data)
+    if args.test_data:
+        return data, _load_data(args.test_data)
+    return data.split(args.test_fraction, seed=args.seed)
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_validate(args) -> int:
+    failed = 0
+    for path in args.files:
+        try:
+            spec = load_spec(path)
+            kind = "model" if hasattr(spec, "type") else "inference"
+            detail = spec.type if kind == "model" else spec.family
+            print(f"ok  {path}  ({kind} spec: {detail})")
+        except SpecError as exc:
+            print(f"pprl: error: {exc}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def cmd_collect(args) -> int:
+    data = collect(args.env, args.steps, seed=args.seed, num_envs=args.num_envs)
+    path = data.save(args.output)
+    print(f"wrote {len(data)} transitions of {args.env} (obs_dim={data.obs_dim}, act_dim={data.act_dim}) to {path}")
+    return 0
+
+
+def cmd_fit(args) -> int:
+    mspec, ispec = as_model_spec(args.model), as_inference_spec(args.inference)
+    train, test = _train_test(args)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_model(mspec, train.obs_dim, train.act_dim)
+    try:
+        post = fit(model, ispec, train, steps=args.steps, seed=args.seed, device=args.device,
+                   out_dir=out, checkpoint_every=args.checkpoint_every, progress=not args.quiet)
+    except FitDiverged as exc:
+        raise CLIError(str(exc)) from None
+    post.save(out / "posterior.pt")
+    trace = post.elbo_trace
+    tail = trace[-max(1, len(trace) // 10):]
+    metrics = {"model": mspec.name, "family": ispec.family, "inference": ispec.name,
+               "steps": post.info["steps"], "seed": args.seed, "device": args.device,
+               "num_train": len(train), "num_test": len(test),
+               "elbo": {"final_mean": float(tail.mean()), "final_std": float(tail.std()) if len(tail) > 1 else 0.0,
+                        "max": float(trace.max()), "first": float(trace[0])},
+               "train_log_predictive": post.log_predictive(train),
+               "test_log_predictive": post.log_predictive(test),
+               "prior_log_predictive": post.prior_log_predictive(test),
+               "wall_time_s": post.info["wall_time_s"]}
+    _write_json(out / "metrics.json", metrics)
+    print(f"{ispec.name}: ELBO {metrics['elbo']['final_mean']:.1f}  held-out log predictive "
+          f"{metrics['test_log_predictive']:.3f} nats/transition  ({metrics['wall_time_s']:.1f} s)")
+    print(f"wrote {out / 'posterior.pt'} and {out / 'metrics.json'}")
+    return 0
+
+
+def _run_compare(model, families, train, test, out: Path, *, steps, seed, device, quiet) -> None:
+    from .diagnostics.compare import compare, plot_comparison
+
+    specs = [as_inference_spec(f) for f in families]  # check every spec before fitting any
+    out.mkdir(parents=True, exist_ok=True)
+    table, posteriors = compare(model, specs, train, test, steps=steps, seed=seed, device=device,
+                                progress=not quiet, return_posteriors=True)
+    for name, post in posteriors.items():
+        post.save(out / f"posterior_{name}.pt")
+    tmp = out / "comparison.csv.tmp"
+    table.to_csv(tmp)
+    tmp.replace(out / "comparison.csv")
+    figure = plot_comparison(table, posteriors, out / "comparison.png")
+    with_cols = ["elbo", "train_log_pred", "test_log_pred", "prior_log_pred", "wall_time_s"]
+    print(table[with_cols].to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {out / 'comparison.csv'}, {figure} and posterior_<family>.pt")
+
+
+def cmd_compare(args) -> int:
+    mspec = as_model_spec(args.model)
+    for f in args.inference:
+        as_inference_spec(f)
+    train, test = _train_test(args)
+    _run_compare(mspec, args.inference, train, test, Path(args.output), steps=args.steps, seed=args.seed,
+                 device=args.device, quiet=args.quiet)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    start = time.perf_counter()
+    out = Path(args.output)
+    print(f"[1/3] collecting {args.transitions} random-policy transitions of Pendulum-v1 (seed {args.seed})")
+    data = collect("Pendulum-v1", args.transitions, seed=args.seed)
+    train, test = data.split(0.2, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    data.save(out / "pendulum.npz")
+    families = [str(REPO / "inference" / f"{f}.yaml") if (REPO / "inference" / f"{f}.yaml").is_file() else f
+                for f in args.families]
+    print(f"[2/3] fitting the BNN dynamics model with {', '.join(args.families)} "
+          f"({len(train)} train / {len(test)} held-out transitions)")
+    print("[3/3] comparison (ELBO and log predictive in nats; higher is better)")
+    _run_compare(REPO / "models" / "bnn_dynamics.yaml", families, train, test, out, steps=args.steps,
+                 seed=args.seed, device=args.device, quiet=args.quiet)
+    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
+    return value
+
+
+def _add_fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="training transitions (.npz from `pprl collect`)")
+    p.add_argument("--test-data", help="held-out transitions; default: a split of --data")
+    p.add_argument("--test-fraction", type=_fraction, default=0.2, help="held-out share when no --test-data")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--steps", type=_positive_int, help="SVI steps (default: the inference spec's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pprl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check model/inference YAML specs")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("collect", help="random-policy transitions from a gymnasium environment")
+    p.add_argument("env")
+    p.add_argument("--steps", type=_positive_int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-envs", type=_positive_int, default=1)
+    p.add_argument("-o", "--output", required=True, help="output .npz")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("fit", help="fit one variational family to a dynamics model")
+    p.add_argument("model", help="model spec (models/*.yaml)")
+    p.add_argument("inference", help="inference spec (inference/*.yaml) or a family name")
+    _add_fit_options(p)
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: none)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("compare", help="fit several families and compare them")
+    p.add_argument("model", help="model spec (models/*.yaml)")
+    p.add_argument("inference", nargs="+", help="inference specs or family names")
+    _add_fit_options(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("demo", help="Pendulum-v1: collect, fit several families, compare (≈1–2 min)")
+    p.add_argument("-o", "--output", default="demo_out")
+    p.add_argument("--families", nargs="+", default=["mean_field", "low_rank", "flow", "map", "laplace"])
+    p.add_argument("--transitions", type=_positive_int, default=6000)
+    p.add_argument("--steps", type=_positive_int, help="SVI steps per family (default: each spec's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CLIError, SpecError, FileNotFoundError, ValueError) as exc:
+        print(f"pprl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pprl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

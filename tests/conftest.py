@@ -1,0 +1,26 @@
+"""Shared fixtures: small synthetic linear systems and cached Pendulum-v1 transitions."""
+import pytest
+import torch
+
+import pprl
+
+REPO_MODELS = "models"
+
+
+def linear_system(n: int, obs_dim: int = 2, act_dim: int = 1, noise: float = 0.1, seed: int = 0) -> pprl.Transitions:
+    """s' = A s + B a + c + ε with ε ~ N(0, noise²): data whose posterior is exactly Gaussian."""
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, obs_dim, generator=g)
+    act = torch.rand(n, act_dim, generator=g) * 2 - 1
+    W = torch.randn(obs_dim + act_dim + 1, obs_dim, generator=g) * 0.7
+    x = torch.cat([obs, act, torch.ones(n, 1)], -1)
+    next_obs = x @ W + noise * torch.randn(n, obs_dim, generator=g)
+    return pprl.Transitions(obs, act, next_obs, torch.zeros(n), torch.zeros(n, dtype=torch.bool),
+                            torch.zeros(n, dtype=torch.bool))
+
+
+@pytest.fixture(scope="session")
+def pendulum():
+    """6,000 random-policy Pendulum-v1 transitions split 5,000 / 1,000."""
+    data = pprl.collect("Pendulum-v1", 6000, seed=0)
+    return data[:5000], data[5000:]
