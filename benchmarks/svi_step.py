@@ -6,22 +6,28 @@ synthetic Pendulum-like transitions (obs_dim = 3, act_dim = 1) for the model of
 
 - ``hand-written``: a plain-torch mean-field BNN with the local reparameterisation, closed-form
   Gaussian KL to N(0, 1/fan_in) (weights) / N(0, 1) (biases), a fixed-noise Gaussian likelihood
-  and ``torch.optim.Adam``: the reference (what a researcher would write by hand).
+  and ``torch.optim.Adam``: the reference (what a researcher would write by hand; the same
+  objective as pprl's ``analytic_kl_loss`` with ``local_reparam``, except that pprl also learns
+  the 3 noise scales). ``+ clip_grad_norm_`` adds the gradient clipping pprl's loop does, and
+  ``fused Adam`` uses ``Adam(fused=True)`` instead of torch's default (per-tensor) Adam.
 - ``pprl <family>``: exactly what :func:`pprl.fit` runs per step for each family spec in
   ``inference/<family>.yaml``: ``optimizer.zero_grad(); objective(x, y, N);
   clip_grad_norm_(...); optimizer.step()`` with the objective from
   ``pprl.inference.svi._objective`` and the optimizer from ``pprl.inference.svi._optimizer``.
   ``pprl mean_field (fit loop)`` adds the rest of the body of ``fit``'s loop (minibatch
-  indexing, the finiteness check, the LR scheduler, storing the loss).
+  indexing, the finiteness check, the LR scheduler, storing the loss); ``pprl mean_field,
+  fused Adam`` puts pprl's parameter groups under ``Adam(fused=True)`` (a suggested change).
 - ``pyro AutoNormal + Trace_ELBO`` / ``+ TraceMeanField_ELBO``: Pyro's plain path, ``SVI.step``
   with ``pyro.optim.Adam`` over the same pprl model.
 
 Measurements are interleaved: after a warm-up, every round runs every variant for ``--steps``
 steps (in a freshly shuffled order) and records its mean time per step; the reported value is
 the median over rounds of these means, so machine noise hits all variants alike. Ratios are to
-the hand-written step of the same run.
+the hand-written step of the same run. torch runs single-threaded by default (``--threads``):
+the tensors are too small to gain from intra-op threads, and on a 2-core machine shared with
+another busy process two spinning OpenMP threads can slow a step down by 40×.
 
-    python benchmarks/svi_step.py                  # default: ~2-3 min on 2 CPU cores
+    python benchmarks/svi_step.py                  # default: ~1.5 min on 2 CPU cores
     python benchmarks/svi_step.py --quick          # a ~15 s smoke run
     python benchmarks/svi_step.py --device cuda --json results.json
 """
@@ -176,7 +182,7 @@ def build_pprl_model(data, device):
 
 
 def pprl_variant(family: str, data, x, y, device, *, fit_loop: bool = False, fused: bool = False,
-                 steps_scale: float = 1.0) -> Variant:
+                 steps_scale: float = 1.0, batch_size: int | None = None) -> Variant:
     """What ``pprl.fit`` does per step (``fit_loop`` adds the rest of its loop body; ``fused``
     swaps pprl's optimizer for the same parameter groups under a fused Adam, to show what
     that change to ``pprl.inference.svi._optimizer`` would buy)."""
@@ -204,7 +210,7 @@ def pprl_variant(family: str, data, x, y, device, *, fit_loop: bool = False, fus
     else:
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, spec.lr_decay ** (1.0 / spec.steps))
         losses = torch.zeros(spec.steps, device=device)
-        M = min(spec.batch_size, num_data)
+        M = min(batch_size or spec.batch_size, num_data)
         state = {"order": torch.randperm(num_data, device=device), "cursor": 0, "step": 0}
 
         def step(_xb, _yb):  # indexes its own minibatch, as fit does
@@ -307,7 +313,7 @@ def main(argv=None):
         lambda: hand_written_variant(x, y, model_spec, mf_spec, device, clip=True),
         lambda: hand_written_variant(x, y, model_spec, mf_spec, device, fused=True),
         lambda: pprl_variant("mean_field", data, x, y, device),
-        lambda: pprl_variant("mean_field", data, x, y, device, fit_loop=True),
+        lambda: pprl_variant("mean_field", data, x, y, device, fit_loop=True, batch_size=M),
         lambda: pprl_variant("mean_field", data, x, y, device, fused=True),
         *[(lambda f=f: pprl_variant(f, data, x, y, device,
                                     steps_scale=args.full_rank_steps / args.steps if f == "full_rank" else 1.0))

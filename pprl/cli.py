@@ -219,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CLIError, SpecError, FileNotFoundError, ValueError) as exc:
-        print(f"pprl: error: {exc}", file=sys.stderr)
+    except (CLIError, SpecError, FileNotFoundError, ValueError, FitDiverged) as exc:
+        print(f"pprl: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pprl: interrupted", file=sys.stderr)

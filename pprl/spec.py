@@ -114,6 +114,11 @@ def _type_name(t) -> str:
 
 
 def _check_type(value, expected, where: str, src: str):
+    if expected is float and isinstance(value, str):
+        try:  # YAML 1.1 reads '1e-3' (no dot) as a string
+            value = float(value)
+        except ValueError:
+            pass
     ok = isinstance(value, expected)
     if expected is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -133,7 +138,7 @@ def _check_choice(value, allowed, where: str, src: str):
 
 
 def _check_positive(value, where: str, src: str, strict: bool = True):
-    if value <= 0 if strict else value < 0:
+    if not (value > 0 if strict else value >= 0):  # also rejects NaN
         raise SpecError(f"{src}: field '{where}' must be {'> 0' if strict else '>= 0'}, got {value!r}")
     return value
 
@@ -142,7 +147,7 @@ def _check_keys(mapping, allowed, where: str, src: str):
     if not isinstance(mapping, dict):
         raise SpecError(f"{src}: {'field ' + repr(where) if where else 'the file'} must be a "
                         f"mapping, got {mapping!r}")
-    unknown = sorted(set(mapping) - set(allowed))
+    unknown = sorted(set(mapping) - set(allowed), key=str)
     if unknown:
         prefix = f"{where}." if where else ""
         raise SpecError(f"{src}: unknown field '{prefix}{unknown[0]}'; allowed: "
@@ -239,15 +244,21 @@ def parse_inference_spec(data: dict, src: str = "<dict>") -> InferenceSpec:
 
     schema = FAMILY_OPTIONS[family]
     opts = data.get("options") or {}
+    if not isinstance(opts, dict):
+        raise SpecError(f"{src}: field 'options' must be a mapping, got {opts!r}")
     if schema:
         _check_keys(opts, set(schema), "options", src)
     elif opts:
         raise SpecError(f"{src}: family '{family}' takes no options, got 'options.{next(iter(opts))}'")
+    if "elbo" in data:
+        out["elbo"] = _check_choice(data["elbo"], ELBOS, "elbo", src)
     options = {}
     for key, (typ, default) in schema.items():
+        if key == "local_reparam":  # on by default where it applies
+            default = out["elbo"] == "analytic_kl"
         value = _check_type(opts.get(key, default), typ, f"options.{key}", src)
-        if typ in (int, float) and key != "jitter":
-            _check_positive(value, f"options.{key}", src)
+        if typ in (int, float):
+            _check_positive(value, f"options.{key}", src, strict=key != "jitter")
         options[key] = value
     out["options"] = options
 
@@ -258,7 +269,7 @@ def parse_inference_spec(data: dict, src: str = "<dict>") -> InferenceSpec:
             out[key] = _check_type(data[key], typ, key, src)
             if key != "alpha":
                 _check_positive(out[key], key, src)
-    if "lr_decay" in out and out["lr_decay"] > 1:
+    if "lr_decay" in out and not 0 < out["lr_decay"] <= 1:
         raise SpecError(f"{src}: field 'lr_decay' is the final learning rate as a fraction of 'lr'; "
                         f"allowed: 0 < lr_decay <= 1, got {out['lr_decay']}")
     if "grad_clip" in data:
@@ -267,8 +278,6 @@ def parse_inference_spec(data: dict, src: str = "<dict>") -> InferenceSpec:
                                                                    "grad_clip", src)
     if "optimizer" in data:
         out["optimizer"] = _check_choice(data["optimizer"], OPTIMIZERS, "optimizer", src)
-    if "elbo" in data:
-        out["elbo"] = _check_choice(data["elbo"], ELBOS, "elbo", src)
 
     # Combinations that do not make sense.
     elbo = out["elbo"]
@@ -324,12 +333,12 @@ def as_inference_spec(spec: InferenceSpec | dict | str | Path) -> InferenceSpec:
     if isinstance(spec, dict):
         return parse_inference_spec(spec)
     text = str(spec)
-    if text in FAMILIES and not Path(text).exists():
+    if text in FAMILIES and not Path(text).is_file():
         bundled = Path(__file__).resolve().parent.parent / "inference" / f"{text}.yaml"
         if bundled.is_file():
             return as_inference_spec(bundled)
         return parse_inference_spec({"family": text}, f"<family {text}>")
-    if not text.endswith((".yaml", ".yml")) and not Path(text).exists():
+    if not text.endswith((".yaml", ".yml")) and not Path(text).is_file():
         raise SpecError(f"{text}: not a spec file or a family name; allowed families: "
                         f"{', '.join(FAMILIES)}")
     loaded = load_spec(text)

@@ -239,8 +239,6 @@ def test_compare_with_one_malformed_spec_leaves_existing_dir(data_file, existing
 
 # ----------------------------------------------------------------------------- known bugs
 
-@pytest.mark.xfail(strict=False, reason="pprl bug: cmd_compare does not catch FitDiverged, so a diverging "
-                                        "fit ends in a traceback instead of one `pprl: error:` line")
 def test_compare_diverging_fit_is_one_error_line(data_file, tmp_path, capsys):
     bad = _write(tmp_path / "diverge.yaml", "family: mean_field\nlr: 1.0e+30\n")
     try:

@@ -314,8 +314,6 @@ def test_spec_error_is_a_value_error():
 
 # ----------------------------------------------------------------------------- known bugs
 
-@pytest.mark.xfail(raises=TypeError, strict=False,
-                   reason="pprl bug: _check_keys sorts unknown keys of mixed types (int and str) -> TypeError")
 def test_unknown_keys_of_mixed_types(tmp_path):
     path = tmp_path / "keys.yaml"
     path.write_text("family: map\n1: x\nfoo: y\n")
@@ -323,7 +321,6 @@ def test_unknown_keys_of_mixed_types(tmp_path):
         load_spec(path)
 
 
-@pytest.mark.xfail(strict=False, reason="pprl bug: NaN passes the '> 0' checks (nan <= 0 is False)")
 def test_nan_learning_rate_is_rejected(tmp_path):
     path = tmp_path / "nan.yaml"
     path.write_text("family: map\nlr: .nan\n")
@@ -331,8 +328,6 @@ def test_nan_learning_rate_is_rejected(tmp_path):
         load_spec(path)
 
 
-@pytest.mark.xfail(strict=False, reason="pprl bug: a directory named like a family in the cwd shadows the "
-                                        "family name (as_inference_spec uses Path.exists, not is_file)")
 def test_family_name_not_shadowed_by_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mean_field").mkdir()  # e.g. an output directory from `pprl fit ... -o mean_field`

@@ -38,7 +38,8 @@ LOG_2PI = math.log(2 * math.pi)
 
 class FitDiverged(RuntimeError):
     """The ELBO or its gradient became NaN/inf. ``.posterior`` holds the last good state
-    (the parameters before the failing step); ``.step`` is the failing step."""
+    (the parameters before the failing step; None in the rare case that an update with a finite
+    gradient overflowed the parameters themselves); ``.step`` is the failing step."""
 
     def __init__(self, message: str, step: int, posterior: Posterior):
         super().__init__(message)
@@ -161,6 +162,9 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
                          f"for obs_dim={model.obs_dim}, act_dim={model.act_dim}")
     if len(data) < 1:
         raise ValueError("cannot fit to an empty data set")
+    for name in ("obs", "act", "next_obs"):
+        if not torch.isfinite(getattr(data, name)).all():
+            raise ValueError(f"data.{name} has NaN or inf entries; remove those transitions first")
     steps = spec.steps if steps is None else int(steps)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -192,7 +196,14 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
             idx = order[cursor:cursor + M]
             cursor += M
             optimizer.zero_grad(set_to_none=True)
-            loss = objective(x[idx], y[idx], N)
+            try:
+                loss = objective(x[idx], y[idx], N)
+            except ValueError as exc:  # Pyro's argument checks reject NaN parameters
+                if all(torch.isfinite(p).all() for p in params):
+                    raise
+                raise FitDiverged(f"parameters became non-finite after step {step - 1} of {spec.name} "
+                                  f"(finite loss and gradient, but the update overflowed); no good state "
+                                  f"kept. Try a smaller lr.", step, None) from exc
             grad_norm = torch.nn.utils.clip_grad_norm_(params, spec.grad_clip or float("inf"))
             if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
                 what = "ELBO" if not torch.isfinite(loss) else "ELBO gradient"
