@@ -3,12 +3,18 @@
 Declare a dynamics model and a variational family as YAML specs, fit them with Pyro, and use
 the resulting posterior (and its bounds) downstream.
 """
-from .data import Transitions, collect
-from .inference.posterior import Posterior, load_posterior
-from .inference.svi import FitDiverged, fit
-from .models.dynamics import BayesianDynamics, DynamicsModel, LinearGaussianDynamics, build_model
-from .spec import InferenceSpec, ModelSpec, SpecError, load_spec
-from .diagnostics.compare import compare
+import pyro
+
+# Keep PyroModule parameters local to their modules instead of mirroring them into Pyro's
+# global param store: two fits with the same seed must not share (or continue) parameters.
+pyro.settings.set(module_local_params=True)
+
+from .data import Transitions, collect  # noqa: E402
+from .inference.posterior import Posterior, load_posterior  # noqa: E402
+from .inference.svi import FitDiverged, fit  # noqa: E402
+from .models.dynamics import BayesianDynamics, DynamicsModel, LinearGaussianDynamics, build_model  # noqa: E402
+from .spec import InferenceSpec, ModelSpec, SpecError, load_spec  # noqa: E402
+from .diagnostics.compare import compare  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["Transitions", "collect", "Posterior", "load_posterior", "FitDiverged", "fit",

@@ -1,0 +1,167 @@
+"""The SVI loop: objectives against closed forms, determinism, divergence, checkpoints, devices."""
+import pytest
+import torch
+from pyro.infer import Trace_ELBO
+from torch.distributions import MultivariateNormal, kl_divergence
+
+import pprl
+from pprl.inference.families import make_guide
+from pprl.inference.svi import analytic_kl_loss
+from pprl.spec import parse_inference_spec
+from tests.conftest import linear_system
+
+LINEAR = {"type": "linear_gaussian", "likelihood": {"noise_scale": 0.3}}
+
+
+def gaussian_q(guide):
+    """q(θ) of a Gaussian guide as a torch MultivariateNormal."""
+    if hasattr(guide, "locs"):
+        return MultivariateNormal(guide.locs.theta, torch.diag(guide.scales.theta.square()))
+    q = guide.get_posterior()
+    return MultivariateNormal(q.mean, q.covariance_matrix)
+
+
+def exact_negative_elbo(model, q, x, y):
+    """−ELBO in closed form for the linear-Gaussian model: E_q (y − Aθ)² = (y − Aμ)² + diag(AΣAᵀ)."""
+    xa = torch.cat([x, torch.ones(len(x), 1)], -1)
+    k, out = xa.shape[1], model.obs_dim
+    A = torch.zeros(len(x), out, k * out)
+    for j in range(out):
+        A[:, j, torch.arange(k) * out + j] = xa
+    m, v = A @ q.mean, torch.einsum("njd,de,nje->nj", A, q.covariance_matrix, A)
+    s2 = model.noise_scale.square()
+    exp_ll = (-0.5 * torch.log(2 * torch.pi * s2) - ((y - m).square() + v) / (2 * s2)).sum()
+    prior = MultivariateNormal(model.prior_loc, torch.diag(model.prior_scale.square()))
+    return kl_divergence(q, prior) - exp_ll
+
+
+@pytest.mark.parametrize("family,local", [("mean_field", True), ("mean_field", False), ("low_rank", False),
+                                          ("full_rank", False)])
+def test_analytic_kl_objective_matches_closed_form(family, local):
+    torch.manual_seed(0)
+    data = linear_system(40)
+    model = pprl.build_model(LINEAR, data.obs_dim, data.act_dim)
+    x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
+    spec = parse_inference_spec({"family": family, "init_scale": 0.3,
+                                 **({"options": {"rank": 3}} if family == "low_rank" else {})})
+    guide = make_guide(model, spec)
+    guide(x, y, len(x))
+    with torch.no_grad():
+        exact = exact_negative_elbo(model, gaussian_q(guide), x, y)
+    with torch.no_grad():
+        ours = analytic_kl_loss(model, guide, x, y, len(x), num_particles=20000, local_reparam=local)
+        pyro_mc = Trace_ELBO(num_particles=4000, vectorize_particles=True,
+                             max_plate_nesting=1).differentiable_loss(model, guide, x, y, len(x))
+    assert abs(float(ours - exact)) < 0.01 * abs(float(exact)), (ours, exact)
+    assert abs(float(pyro_mc - exact)) < 0.02 * abs(float(exact)), (pyro_mc, exact)
+
+
+def test_same_seed_same_elbo_trace():
+    data = linear_system(300)
+    run = lambda seed, fam: pprl.fit(LINEAR, fam, data, steps=60, seed=seed, progress=False).elbo_trace
+    for family in ("mean_field", "flow"):
+        a, b, c = run(1, family), run(1, family), run(2, family)
+        assert torch.equal(a, b)
+        assert not torch.equal(a, c)
+
+
+def test_fit_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    pprl.fit(LINEAR, "map", linear_system(50), steps=5, progress=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_minibatch_scaling_gives_unbiased_elbo():
+    """With the likelihood scaled N/M, the minibatch loss averages to the full-data loss."""
+    data = linear_system(200)
+    model = pprl.build_model(LINEAR, data.obs_dim, data.act_dim)
+    x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
+    guide = make_guide(model, parse_inference_spec({"family": "mean_field", "init_scale": 0.2}))
+    guide(x, y, len(x))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        full = analytic_kl_loss(model, guide, x, y, 200, num_particles=4000)
+        batches = torch.stack([analytic_kl_loss(model, guide, x[i:i + 20], y[i:i + 20], 200, num_particles=4000)
+                               for i in range(0, 200, 20)])
+    assert abs(float(batches.mean() - full)) < 0.005 * abs(float(full))
+    assert batches.std() > 0  # each minibatch estimate differs; only their mean is the full loss
+
+
+def test_divergence_stops_with_step_and_keeps_last_good_state(tmp_path):
+    data = linear_system(100)
+    with pytest.raises(pprl.FitDiverged, match=r"at step \d+") as info:
+        pprl.fit(LINEAR, {"family": "mean_field", "optimizer": "sgd", "lr": 1e6, "grad_clip": None,
+                          "steps": 200}, data, progress=False, out_dir=tmp_path)
+    err = info.value
+    assert err.step >= 1
+    assert all(torch.isfinite(p).all() for p in err.posterior.guide.parameters())
+    assert len(err.posterior.elbo_trace) == err.step
+    saved = pprl.load_posterior(tmp_path / "checkpoint.pt")
+    torch.testing.assert_close(saved.guide.locs.theta, err.posterior.guide.locs.theta)
+
+
+def test_nan_data_is_rejected():
+    data = linear_system(20)
+    data.next_obs[3, 0] = float("nan")
+    with pytest.raises(ValueError, match="next_obs has NaN"):
+        pprl.fit(LINEAR, "map", data, steps=2, progress=False)
+
+
+@pytest.mark.parametrize("family", ["mean_field", "low_rank", "full_rank", "flow", "map", "laplace"])
+def test_checkpoint_round_trip(tmp_path, family):
+    data = linear_system(200)
+    post = pprl.fit({"type": "bnn", "hidden_sizes": [8], "likelihood": {"learn_noise": True}}, family, data,
+                    steps=30, progress=False)
+    path = post.save(tmp_path / "post.pt")
+    state = torch.load(path, weights_only=True)  # the safe loader reads it
+    assert state["format"] == "pprl.posterior/1"
+    loaded = pprl.load_posterior(path)
+    torch.manual_seed(0)
+    a = post.predict(data.obs[:7], data.act[:7], num_samples=5)
+    torch.manual_seed(0)
+    b = loaded.predict(data.obs[:7], data.act[:7], num_samples=5)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(loaded.model.noise_scale, post.model.noise_scale)
+    assert torch.equal(loaded.elbo_trace, post.elbo_trace)
+
+
+def test_renyi_iwae_objective_fits():
+    data = linear_system(300)
+    post = pprl.fit(LINEAR, {"family": "low_rank", "elbo": "renyi", "alpha": 0.0, "num_particles": 8,
+                             "options": {"rank": 2}, "steps": 300, "lr": 0.02}, data, progress=False)
+    assert post.elbo_trace[-30:].mean() > post.elbo_trace[:10].mean()
+    assert post.log_predictive(data) > post.prior_log_predictive(data) + 1.0
+
+
+def test_predict_shapes_and_units():
+    data = linear_system(400, noise=0.05)
+    post = pprl.fit(LINEAR, "full_rank", data, steps=400, progress=False)
+    samples = post.predict(data.obs[:10], data.act[:10], num_samples=50)
+    assert samples.shape == (50, 10, data.obs_dim)
+    # the predictive mean sits on the observed next states (up to noise 0.05)
+    assert (samples.mean(0) - data.next_obs[:10]).abs().mean() < 0.1
+    draws = post.sample(6)
+    assert draws["theta"].shape == (6, post.model.param_dim)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fit_on_cuda(pendulum):
+    train, test = pendulum
+    post = pprl.fit("models/bnn_dynamics.yaml", "mean_field", train, steps=300, device="cuda", progress=False)
+    assert post.device.type == "cuda"
+    assert post.log_predictive(test) > post.prior_log_predictive(test) + 10.0
+    cpu_error = None
+    try:
+        pprl.fit("models/bnn_dynamics.yaml", "mean_field", train, steps=2, device="cuda:99", progress=False)
+    except Exception as exc:  # an invalid ordinal must fail loudly, not fall back to CPU
+        cpu_error = exc
+    assert cpu_error is not None
+
+
+def test_cuda_request_without_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        pprl.fit(LINEAR, "map", linear_system(10), steps=1, device="cuda", progress=False)
