@@ -46,8 +46,9 @@ class FitDiverged(RuntimeError):
         self.step, self.posterior = step, posterior
 
 
-def _gaussian_kl_and_sample(guide, prior_loc, prior_scale, num_particles):
-    """KL(q ‖ N(μ_p, diag σ_p²)) in closed form and P reparameterised draws θ ~ q, for the three
+def _gaussian_kl_and_sample(guide, prior_loc, prior_scale, num_particles, draw=True):
+    """KL(q ‖ N(μ_p, diag σ_p²)) in closed form and P reparameterised draws θ ~ q (for mean_field
+    with ``draw=False``, its (μ, σ) instead), for the three
     Gaussian families as Pyro parameterises them (s = ``scale``):
 
     - mean_field: Σ = diag s²;
@@ -59,8 +60,7 @@ def _gaussian_kl_and_sample(guide, prior_loc, prior_scale, num_particles):
     if isinstance(guide, AutoNormal):
         loc, s = guide.locs.theta, guide.scales.theta
         var, logdet = s.square(), 2 * s.log().sum()
-        eps = torch.randn(num_particles, loc.shape[-1], device=loc.device)
-        theta = loc + s * eps
+        theta = loc + s * torch.randn(num_particles, loc.shape[-1], device=loc.device) if draw else (loc, s)
     elif isinstance(guide, AutoLowRankMultivariateNormal):
         loc, s, F = guide.loc, guide.scale, guide.cov_factor
         var = s.square() * (F.square().sum(-1) + 1)
@@ -85,9 +85,10 @@ def analytic_kl_loss(model: DynamicsModel, guide, x: torch.Tensor, y: torch.Tens
     """−ELBO = KL(q ‖ p) − (N/M) Σ_n (1/P) Σ_p log N(y_n | f(x_n; θ_p), σ_y²) for a Gaussian q,
     with the closed-form KL of :func:`_gaussian_kl_and_sample`. With ``local_reparam`` (mean-field
     only) the likelihood term samples pre-activations instead of weights."""
-    kl, theta = _gaussian_kl_and_sample(guide, model.prior_loc, model.prior_scale, num_particles)
-    if local_reparam:
-        f = model.mean_local_reparam(guide.locs.theta, guide.scales.theta, x, num_particles)
+    kl, theta = _gaussian_kl_and_sample(guide, model.prior_loc, model.prior_scale, num_particles,
+                                        draw=not local_reparam)
+    if local_reparam:  # theta is (loc, scale) of the mean-field guide
+        f = model.mean_local_reparam(*theta, x, num_particles)
     else:
         f = model.mean(theta, x)
     noise = model.noise_scale
@@ -133,7 +134,9 @@ def _optimizer(guide, model, spec: InferenceSpec, param_dim: int):
     groups = [{"params": plain}]
     if structure:
         groups.append({"params": structure, "lr": spec.lr / math.sqrt(param_dim)})
-    return cls(groups, lr=spec.lr)
+    # One fused kernel over all tensors: −30% per step for flow and full_rank (benchmarks/RESULTS.md).
+    fused = {"fused": True} if spec.optimizer in ("adam", "adamw") else {}
+    return cls(groups, lr=spec.lr, **fused)
 
 
 def _resolve_device(device) -> torch.device:
