@@ -54,25 +54,35 @@ def compare(model: ModelSpec | str | Path | DynamicsModel, families, data: Trans
 
 
 def plot_comparison(table: pd.DataFrame, posteriors: dict[str, Posterior], path: str | Path) -> Path:
-    """Two panels: the ELBO trace per family (smoothed, symlog scale) and held-out log
-    predictive per family with the prior predictive as a reference line."""
+    """Two panels: the ELBO trace per family (rolling median, zoomed on the converged part) and the
+    held-out log predictive per family, with each family's prior predictive as a reference."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_elbo, ax_lp) = plt.subplots(1, 2, figsize=(11, 4))
+    lows, highs = [], []
     for name, post in posteriors.items():
         trace = post.elbo_trace
-        k = max(1, len(trace) // 50)
-        smooth = torch.nn.functional.avg_pool1d(trace[None, None], k, stride=1).flatten() if k > 1 else trace
+        k = max(1, len(trace) // 50) | 1
+        # rolling median: single-sample outliers of a Monte-Carlo ELBO do not smear over the window
+        smooth = trace.unfold(0, k, 1).median(-1).values if len(trace) >= k else trace
         ax_elbo.plot(range(k - 1, k - 1 + len(smooth)), smooth.numpy(), label=name)
-    ax_elbo.set(xlabel="SVI step", ylabel="ELBO (nats, smoothed)", title="ELBO per family")
-    ax_elbo.set_yscale("symlog")
+        tail = smooth[len(smooth) // 5:]
+        if len(tail):
+            lows.append(float(tail.quantile(0.01))), highs.append(float(tail.max()))
+    if lows:  # show the converged part; the first steps are orders of magnitude lower
+        pad = 0.05 * (max(highs) - min(lows) + 1.0)
+        ax_elbo.set_ylim(min(lows) - pad, max(highs) + pad)
+    ax_elbo.set(xlabel="SVI step", ylabel=f"ELBO (nats, rolling median)", title="ELBO per family")
     ax_elbo.legend()
-    ax_lp.bar(table.index, table["test_log_pred"], color="tab:blue")
-    ax_lp.axhline(float(table["prior_log_pred"].iloc[0]), color="gray", ls="--", label="prior predictive")
+    bars = ax_lp.bar(table.index, table["test_log_pred"], color="tab:blue", label="posterior predictive")
+    ax_lp.bar_label(bars, fmt="%.2f")
+    ax_lp.scatter(table.index, table["prior_log_pred"], color="gray", marker="_", s=400,
+                  label="prior predictive (same noise)")
+    ax_lp.set_yscale("symlog")
     ax_lp.set(ylabel="held-out log predictive (nats / transition)", title="Held-out log predictive")
-    ax_lp.legend()
+    ax_lp.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
