@@ -30,14 +30,10 @@ def _write_json(path: Path, obj) -> None:
     tmp.replace(path)
 
 
-def _load_data(path: str) -> Transitions:
-    return Transitions.load(path)
-
-
 def _train_test(args) -> tuple[Transitions, Transitions]:
-    data = _load_data(args.data)
+    data = Transitions.load(args.data)
     if args.test_data:
-        return data, _load_data(args.test_data)
+        return data, Transitions.load(args.test_data)
     return data.split(args.test_fraction, seed=args.seed)
 
 

@@ -4,9 +4,6 @@ import torch
 
 import pprl
 
-REPO_MODELS = "models"
-
-
 def linear_system(n: int, obs_dim: int = 2, act_dim: int = 1, noise: float = 0.1, seed: int = 0) -> pprl.Transitions:
     """s' = A s + B a + c + ε with ε ~ N(0, noise²): data whose posterior is exactly Gaussian."""
     g = torch.Generator().manual_seed(seed)

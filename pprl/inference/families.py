@@ -112,12 +112,3 @@ def guide_mean(guide) -> torch.Tensor:
     if isinstance(guide, (AutoMultivariateNormal, AutoLowRankMultivariateNormal)):
         return guide.loc
     return guide_sample(guide, 1000).mean(0)
-
-
-def guide_distribution(guide) -> dist.Distribution | None:
-    """q(θ) as a distribution with ``log_prob`` (None for a point mass)."""
-    if isinstance(guide, AutoNormal):
-        return dist.Normal(guide.locs.theta, guide.scales.theta).to_event(1)
-    if isinstance(guide, AutoDelta):
-        return None
-    return guide.get_posterior()

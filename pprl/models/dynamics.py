@@ -83,10 +83,6 @@ class DynamicsModel(PyroModule):
     def prior(self) -> dist.Distribution:
         return dist.Normal(self.prior_loc, self.prior_scale).to_event(1)
 
-    def log_likelihood(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """log p(y_n | x_n, θ_p) in normalised units → ``[P, N]``."""
-        return dist.Normal(self.mean(theta, x), self.noise_scale).log_prob(y).sum(-1)
-
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None):
         """The Pyro model. ``x, y`` are a minibatch of size M out of ``num_data``; the plate
         scales the likelihood by ``num_data / M``. Under a particle plate θ has shape
