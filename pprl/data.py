@@ -3,7 +3,6 @@ and `collect`, which gathers random-policy transitions from a gymnasium environm
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path

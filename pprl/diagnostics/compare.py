@@ -74,7 +74,7 @@ def plot_comparison(table: pd.DataFrame, posteriors: dict[str, Posterior], path:
     if lows:  # show the converged part; the first steps are orders of magnitude lower
         pad = 0.05 * (max(highs) - min(lows) + 1.0)
         ax_elbo.set_ylim(min(lows) - pad, max(highs) + pad)
-    ax_elbo.set(xlabel="SVI step", ylabel=f"ELBO (nats, rolling median)", title="ELBO per family")
+    ax_elbo.set(xlabel="SVI step", ylabel="ELBO (nats, rolling median)", title="ELBO per family")
     ax_elbo.legend()
     bars = ax_lp.bar(table.index, table["test_log_pred"], color="tab:blue", label="posterior predictive")
     ax_lp.bar_label(bars, fmt="%.2f")

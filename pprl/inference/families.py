@@ -15,7 +15,6 @@ a coupling layer's network maps D/2 → hidden → D, so its size is linear in D
 """
 from __future__ import annotations
 
-import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import ComposeTransformModule, Permute, affine_coupling
 from pyro.distributions.torch_transform import TransformModule
