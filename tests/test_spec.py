@@ -121,23 +121,13 @@ def test_defaults_fill_unset_fields(tmp_path):
 
 # ----------------------------------------------------------------------------- round trips
 
-@pytest.mark.parametrize("path", MODEL_FILES, ids=_ids(MODEL_FILES))
-def test_model_spec_round_trip(path):
+@pytest.mark.parametrize("path", MODEL_FILES + INFERENCE_FILES, ids=_ids(MODEL_FILES + INFERENCE_FILES))
+def test_spec_round_trip(path):
     spec = load_spec(path)
-    again = parse_model_spec(spec.to_dict())
-    assert _without_source(again) == _without_source(spec)
+    parse = parse_model_spec if isinstance(spec, ModelSpec) else parse_inference_spec
+    assert _without_source(parse(spec.to_dict())) == _without_source(spec)
     # ... also through YAML text, as a user would write it back
-    again = parse_model_spec(yaml.safe_load(yaml.safe_dump(spec.to_dict())))
-    assert _without_source(again) == _without_source(spec)
-
-
-@pytest.mark.parametrize("path", INFERENCE_FILES, ids=_ids(INFERENCE_FILES))
-def test_inference_spec_round_trip(path):
-    spec = load_spec(path)
-    again = parse_inference_spec(spec.to_dict())
-    assert _without_source(again) == _without_source(spec)
-    again = parse_inference_spec(yaml.safe_load(yaml.safe_dump(spec.to_dict())))
-    assert _without_source(again) == _without_source(spec)
+    assert _without_source(parse(yaml.safe_load(yaml.safe_dump(spec.to_dict())))) == _without_source(spec)
 
 
 def test_renyi_round_trip_keeps_alpha():
