@@ -1,0 +1,2 @@
+"""Reinforcement learning: sparse-reward environments, the intrinsic-reward interface and a
+compact PPO learner."""
