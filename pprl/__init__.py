@@ -9,6 +9,10 @@ import pyro
 # global param store: two fits with the same seed must not share (or continue) parameters.
 pyro.settings.set(module_local_params=True)
 
+from .rl.envs import register_envs  # noqa: E402
+
+register_envs()
+
 from .data import Transitions, collect  # noqa: E402
 from .inference.posterior import Posterior, load_posterior  # noqa: E402
 from .inference.svi import FitDiverged, fit  # noqa: E402

@@ -1,0 +1,37 @@
+"""Sparse-reward benchmarks from VIME (Houthooft et al., 2016, "VIME: Variational Information
+Maximizing Exploration", Sec. 4): the extrinsic reward is 0 almost everywhere, so a policy
+gradient method without an exploration bonus rarely sees a single non-zero reward.
+
+``register_envs()`` (called by ``import pprl``) registers with gymnasium:
+
+==========================  =====================================================  =========
+id                          reward                                                 horizon
+==========================  =====================================================  =========
+pprl/SparseMountainCar-v0   1 on the step the car reaches the goal (then ends)     500
+pprl/CartPoleSwingUp-v0     1 per step with cos θ > 0.8 and |x| <= 3               500
+pprl/SparseHalfCheetah-v0   1 per step with torso x > 5                            1000
+==========================  =====================================================  =========
+
+Every step's ``info["is_success"]`` says whether the sparse condition held on that step.
+"""
+import gymnasium as gym
+
+__all__ = ["register_envs", "ENV_IDS"]
+
+_SPECS = {
+    "pprl/SparseMountainCar-v0": ("pprl.rl.envs.sparse_mountain_car:SparseMountainCarEnv", 500),
+    "pprl/CartPoleSwingUp-v0": ("pprl.rl.envs.cartpole_swingup:CartPoleSwingUpEnv", 500),
+    "pprl/SparseHalfCheetah-v0": ("pprl.rl.envs.sparse_half_cheetah:SparseHalfCheetahEnv", 1000),
+}
+ENV_IDS = tuple(_SPECS)
+
+
+def register_envs() -> None:
+    """Register the sparse-reward environments with gymnasium; calling it again is a no-op.
+
+    Nothing heavy is imported here: each entry point is loaded by ``gym.make``, so a missing
+    MuJoCo only matters to ``gym.make("pprl/SparseHalfCheetah-v0")``.
+    """
+    for env_id, (entry_point, horizon) in _SPECS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon)
