@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 from pyro.infer import RenyiELBO, Trace_ELBO
-from pyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal
+from pyro.infer.autoguide import AutoDelta, AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal
 from tqdm.auto import tqdm
 
 from ..data import Transitions
@@ -146,9 +146,18 @@ def _resolve_device(device) -> torch.device:
     return device
 
 
+def _warm_guide(model: DynamicsModel, spec: InferenceSpec, init: Posterior):
+    """The guide to continue from: the posterior's own, or for Laplace a MAP guide at its mean."""
+    if spec.family != "laplace":
+        return init.guide
+    loc = init.mean_theta()
+    return AutoDelta(model, init_loc_fn=lambda site: loc.clone())
+
+
 def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec | str | Path | dict,
         data: Transitions, *, steps: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
-        progress: bool = True, out_dir: str | Path | None = None, checkpoint_every: int = 0) -> Posterior:
+        progress: bool = True, out_dir: str | Path | None = None, checkpoint_every: int = 0,
+        init: Posterior | None = None) -> Posterior:
     """Fit q(θ) of family ``inference`` (a YAML path, a family name or a spec) to ``data``.
 
     The model's normalisation is fitted from ``data`` first. Training is deterministic for a
@@ -156,6 +165,10 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     ``checkpoint_every > 0`` a checkpoint ``out_dir/checkpoint.pt`` is written every that many
     steps. A non-finite loss or gradient stops training with :class:`FitDiverged`, whose
     ``posterior`` holds the last good parameters (also saved to ``out_dir`` when given).
+
+    ``init`` warm-starts from a fitted posterior of the same model: its guide continues
+    training (a Laplace posterior restarts its MAP search at its mean) and the model's
+    normalisation is kept, so θ keeps its meaning — VIME's refit on a growing replay pool.
     """
     spec = as_inference_spec(inference)
     if not isinstance(model, DynamicsModel):
@@ -173,7 +186,11 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
         raise ValueError(f"steps must be >= 1, got {steps}")
     device = _resolve_device(device)
     data = data.to(device)
-    model.to(device).fit_normalizer(data)
+    if init is not None and init.model is not model:
+        raise ValueError("fit(init=posterior) must be given that posterior's own model")
+    model.to(device)
+    if init is None:
+        model.fit_normalizer(data)
     x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
     N, M = x.shape[0], min(spec.batch_size, x.shape[0])
     units = N * float(model.target_norm.log_abs_det())  # normalised → original nats
@@ -182,7 +199,7 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
-        guide = make_guide(model, spec)
+        guide = _warm_guide(model, spec, init) if init is not None else make_guide(model, spec)
         guide(x[:M], y[:M], N)  # set up the guide's parameters
         params = list(guide.parameters()) + list(model.parameters())
         optimizer = _optimizer(guide, model, spec, model.param_dim)

@@ -69,12 +69,12 @@ class DynamicsModel(PyroModule):
 
     def dummy_batch(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """A one-row (x, y, num_data) on the model's device, to set up a guide's parameters."""
-        device = self.prior_loc.device
-        return torch.zeros(1, self.input_dim, device=device), torch.zeros(1, self.obs_dim, device=device), 1
+        like = dict(device=self.prior_loc.device, dtype=self.prior_loc.dtype)
+        return torch.zeros(1, self.input_dim, **like), torch.zeros(1, self.obs_dim, **like), 1
 
     # ------------------------------------------------------------------ the model
     def mean(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """f(x; θ) for ``theta [P, D]`` and ``x [N, in]`` → ``[P, N, obs_dim]``."""
+        """f(x; θ) for ``theta [P, D]`` and ``x [N, in]`` (or per-particle ``x [P, N, in]``) → ``[P, N, obs_dim]``."""
         raise NotImplementedError
 
     def mean_local_reparam(self, loc, scale, x, num_particles):

@@ -37,9 +37,10 @@ def mlp_layout(sizes: list[int]) -> tuple[list[LayerSlices], int]:
 
 
 def batched_mlp(theta: torch.Tensor, x: torch.Tensor, layers: list[LayerSlices], activation) -> torch.Tensor:
-    """f(x; θ_p) for every particle: ``theta [P, D]``, ``x [N, in]`` → ``[P, N, out]``."""
+    """f(x; θ_p) for every particle: ``theta [P, D]``, ``x [N, in]`` (shared by all particles) or
+    ``x [P, N, in]`` (each particle its own inputs) → ``[P, N, out]``."""
     P = theta.shape[0]
-    h = x.expand(P, *x.shape)
+    h = x if x.dim() == 3 else x.expand(P, *x.shape)
     for i, layer in enumerate(layers):
         w = theta[:, layer.weight].reshape(P, layer.fan_in, layer.fan_out)
         b = theta[:, layer.bias].unsqueeze(1)

@@ -1,0 +1,140 @@
+"""VIME information gain against the conjugate update of LinearGaussianDynamics, plus the
+properties the reward relies on (far data is more informative, batched = looped)."""
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+import pprl
+from pprl.inference.info_gain import InfoGain
+from pprl.inference.laplace import laplace_guide
+from pprl.inference.posterior import rebuild_guide
+from pprl.spec import as_inference_spec
+from tests.conftest import linear_system
+
+MODEL = {"type": "linear_gaussian", "prior": {"weight_scale": 1.0}, "likelihood": {"noise_scale": 0.1}}
+
+
+@pytest.fixture(scope="module")
+def conjugate():
+    """A float64 linear-Gaussian model, its exact posterior after 30 transitions, 30 candidates
+    and their exact information gains KL[p(θ | D ∪ {t}) ‖ p(θ | D)] (closed form)."""
+    data = linear_system(60, seed=1)
+    train, cand = data[:30], data[30:]
+    model = pprl.build_model(MODEL, train.obs_dim, train.act_dim).double()
+    model.fit_normalizer(train)
+    old = model.exact_posterior(train)
+    exact = torch.stack([torch.distributions.kl_divergence(
+        model.exact_posterior(pprl.Transitions.concat([train, cand[i:i + 1]])), old) for i in range(len(cand))])
+    return model, old, cand, exact
+
+
+def full_rank_posterior(model, mvn):
+    return pprl.Posterior(model, laplace_guide(model, mvn.loc, mvn.scale_tril), as_inference_spec("full_rank"))
+
+
+def mean_field_posterior(model, mvn):
+    """The mean-field family's optimum for a Gaussian target: its mean and 1/diag(precision)."""
+    guide = rebuild_guide(model, as_inference_spec("mean_field"))
+    guide.locs.theta = mvn.loc.clone()
+    guide.scales.theta = mvn.precision_matrix.diagonal().rsqrt()
+    return pprl.Posterior(model, guide, as_inference_spec("mean_field"))
+
+
+@pytest.mark.parametrize("solver, options", [("linearized", {}), ("gradient", {"steps": 30, "num_samples": 64})])
+def test_update_equals_conjugate_kl(conjugate, solver, options):
+    model, old, cand, exact = conjugate
+    ig = InfoGain(full_rank_posterior(model, old), solver=solver, **options)(cand)
+    assert ig.dtype == torch.float64 and ig.shape == (len(cand),)
+    torch.testing.assert_close(ig, exact, rtol=1e-4, atol=0)
+
+
+def test_second_order_ranks_like_exact_kl(conjugate):
+    model, old, cand, exact = conjugate
+    approx = InfoGain(mean_field_posterior(model, old), method="second_order", num_samples=64)(cand)
+    assert spearmanr(approx.numpy(), exact.numpy()).statistic >= 0.9
+
+
+def test_mean_field_gradient_update_matches_its_closed_form(conjugate):
+    """For a diagonal q the best diagonal update has precision diag(Λ + JᵀR⁻¹J) and the exact
+    updated mean, so its KL to q is known; the batched gradient solver must find it."""
+    model, old, cand, _ = conjugate
+    post = mean_field_posterior(model, old)
+    loc, var = post.guide.locs.theta.detach(), post.guide.scales.theta.detach().square()
+    x = torch.cat([model.inputs(cand.obs, cand.act), torch.ones(len(cand), 1, dtype=torch.float64)], -1)
+    k, out = x.shape[1], model.obs_dim
+    J = torch.zeros(len(cand), out, k * out, dtype=torch.float64)  # f = J θ for the linear model
+    for j in range(out):
+        J[:, j, torch.arange(k) * out + j] = x
+    R_inv = model.noise_scale.double().pow(-2)
+    y = model.targets(cand.obs, cand.next_obs)
+    target_prec = torch.diag(1 / var) + torch.einsum("nid,i,nie->nde", J, R_inv, J)
+    target_mean = torch.linalg.solve(target_prec, (loc / var + torch.einsum("nid,i,ni->nd", J, R_inv, y))[..., None])[..., 0]
+    new_var = 1 / target_prec.diagonal(dim1=1, dim2=2)
+    expected = 0.5 * ((new_var + (target_mean - loc).square()) / var - 1 - (new_var / var).log()).sum(-1)
+    ig = InfoGain(post, steps=60, num_samples=64)(cand)
+    torch.testing.assert_close(ig, expected, rtol=1e-3, atol=0)
+
+
+@pytest.fixture(scope="module")
+def bnn_posterior(pendulum):
+    train, _ = pendulum
+    return pprl.fit("models/bnn_dynamics.yaml", {"family": "mean_field", "steps": 300}, train[:2000], progress=False)
+
+
+def shifted(t, scale):
+    """The same transitions with states (and their successors) scaled far from the data."""
+    return pprl.Transitions(t.obs * scale, t.act, t.next_obs * scale, t.reward, t.terminated, t.truncated)
+
+
+@pytest.mark.parametrize("options", [{"method": "second_order"}, {"solver": "linearized"},
+                                     {"steps": 3, "num_samples": 2}])
+def test_far_transition_gains_more(bnn_posterior, pendulum, options):
+    _, test = pendulum
+    inside = test[:64]
+    ig = InfoGain(bnn_posterior, **options)
+    near, far = ig(inside), ig(shifted(inside, 4.0))
+    assert (far > near).float().mean() >= 0.95
+    assert far.median() > 10 * near.median()
+
+
+@pytest.mark.parametrize("options", [{"method": "second_order"}, {"solver": "linearized"},
+                                     {"steps": 3, "num_samples": 2}])
+def test_batched_equals_per_transition_loop(bnn_posterior, pendulum, options):
+    _, test = pendulum
+    batch = test[:24]
+    ig = InfoGain(bnn_posterior, chunk_size=16, **options)
+    batched = ig(batch)
+    looped = torch.cat([ig(batch[i:i + 1]) for i in range(len(batch))])
+    torch.testing.assert_close(batched, looped, rtol=1e-5, atol=1e-7)
+
+
+def test_refit_on_new_data_lowers_their_gain(bnn_posterior, pendulum):
+    train, test = pendulum
+    far = shifted(test[:256], 2.0)
+    ig = InfoGain(bnn_posterior, method="second_order")
+    before = ig(far).median()
+    ig.update(pprl.Transitions.concat([train[:2000], far]), steps=300)
+    assert ig.posterior.model is bnn_posterior.model  # warm start: same model and normalisation
+    assert ig(far).median() < 0.2 * before
+
+
+@pytest.mark.parametrize("family, method, message", [
+    ("map", "update", "undefined for the 'map' family"),
+    ("flow", "update", "not supported"),
+    ("full_rank", "second_order", "mean_field posterior"),
+])
+def test_unsupported_combinations_fail_clearly(family, method, message):
+    model = pprl.build_model(MODEL, 2, 1)
+    spec = as_inference_spec(family)
+    post = pprl.Posterior(model, rebuild_guide(model, spec), spec)
+    with pytest.raises(ValueError, match=message):
+        InfoGain(post, method=method)
+
+
+def test_bad_arguments_fail_clearly(conjugate):
+    model, old, _, _ = conjugate
+    post = full_rank_posterior(model, old)
+    with pytest.raises(ValueError, match="allowed: update, second_order"):
+        InfoGain(post, method="exact")
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        InfoGain(post, steps=0)
