@@ -19,8 +19,12 @@ from .inference.svi import FitDiverged, fit  # noqa: E402
 from .models.dynamics import BayesianDynamics, DynamicsModel, LinearGaussianDynamics, build_model  # noqa: E402
 from .spec import InferenceSpec, ModelSpec, SpecError, load_spec  # noqa: E402
 from .diagnostics.compare import compare  # noqa: E402
+from .inference.info_gain import InfoGain  # noqa: E402
+from .rl.experiment import ExperimentSpec, load_experiment  # noqa: E402
+from .rl.train import train  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["Transitions", "collect", "Posterior", "load_posterior", "FitDiverged", "fit",
            "BayesianDynamics", "DynamicsModel", "LinearGaussianDynamics", "build_model",
-           "InferenceSpec", "ModelSpec", "SpecError", "load_spec", "compare"]
+           "InferenceSpec", "ModelSpec", "SpecError", "load_spec", "compare", "InfoGain",
+           "ExperimentSpec", "load_experiment", "train"]

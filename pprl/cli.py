@@ -1,4 +1,4 @@
-"""The ``pprl`` command line: ``validate | collect | fit | compare | demo``.
+"""The ``pprl`` command line: ``validate | collect | fit | compare | train | demo``.
 
 Bad input (a malformed spec, a missing file, an unknown environment) prints one line
 ``pprl: error: ...`` and exits with status 2; nothing already written is touched, because
@@ -15,6 +15,7 @@ from pathlib import Path
 from .data import Transitions, collect
 from .inference.svi import FitDiverged, fit
 from .models.dynamics import build_model
+from .rl.experiment import load_experiment
 from .spec import SpecError, as_inference_spec, as_model_spec, load_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,7 +119,55 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .rl.train import train
+
+    if (args.experiment is None) == (args.resume is None):
+        raise CLIError("give an experiment spec (pprl train EXPERIMENT.yaml -o DIR) or --resume DIR, not both")
+    if args.resume is not None:
+        summary = train(None, out_dir=args.resume, resume=True, device=args.device, progress=not args.quiet,
+                        total_steps=args.steps)
+        out = Path(args.resume)
+    else:
+        spec = load_experiment(args.experiment)  # all spec errors before anything is written
+        out = Path(args.output) if args.output else Path("runs") / f"{spec.name}-seed{args.seed}"
+        summary = train(spec, seed=args.seed, out_dir=out, device=args.device, progress=not args.quiet,
+                        total_steps=args.steps)
+    _print_summary(summary, out)
+    return 0
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    first = summary["first_success_step"]
+    print(f"{summary['experiment']} (seed {summary['seed']}): {summary['env_steps']} env steps, "
+          f"{summary['episodes']} episodes, success rate {summary['success_rate']:.2f} "
+          f"(last 10%: {summary['final_success_rate']:.2f}), first success at "
+          f"{'step ' + str(first) if first is not None else 'never'}, "
+          f"{summary['env_steps_per_s']:.0f} env steps/s")
+    print(f"wrote {out}/metrics.csv, learning_curve.png, checkpoint.pt, summary.json")
+
+
 def cmd_demo(args) -> int:
+    if args.what == "families":
+        return _demo_families(args)
+    from .rl.train import train
+
+    start = time.perf_counter()
+    out = Path(args.output)
+    if (out / "checkpoint.pt").exists():
+        raise CLIError(f"{out} already holds a run; remove it or pass -o ANOTHER_DIR")
+    spec = load_experiment(REPO / "examples" / "vime_mountaincar.yaml")
+    steps = args.steps or 60_000
+    print(f"VIME on sparse MountainCar (reward 1 only at the goal): {steps} env steps, seed {args.seed}, "
+          f"BNN dynamics with a mean-field posterior; the bonus is its information gain")
+    summary = train(spec, seed=args.seed, out_dir=out, device=args.device, progress=not args.quiet,
+                    total_steps=steps)
+    _print_summary(summary, out)
+    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _demo_families(args) -> int:
     start = time.perf_counter()
     out = Path(args.output)
     print(f"[1/3] collecting {args.transitions} random-policy transitions of Pendulum-v1 (seed {args.seed})")
@@ -199,11 +248,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(p)
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("demo", help="Pendulum-v1: collect, fit several families, compare (≈1–2 min)")
+    p = sub.add_parser("train", help="run an experiment spec: PPO with an intrinsic reward")
+    p.add_argument("experiment", nargs="?", help="experiment spec (examples/*.yaml)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", help="output directory (default runs/NAME-seedS)")
+    p.add_argument("--resume", metavar="DIR", help="continue the stopped run in DIR")
+    p.add_argument("--steps", type=_positive_int, help="override learner.total_steps")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="VIME on sparse MountainCar (≈3–5 min); 'demo families' compares "
+                                    "variational families on Pendulum-v1")
+    p.add_argument("what", nargs="?", choices=["vime", "families"], default="vime")
     p.add_argument("-o", "--output", default="demo_out")
     p.add_argument("--families", nargs="+", default=["mean_field", "low_rank", "flow", "map", "laplace"])
     p.add_argument("--transitions", type=_positive_int, default=6000)
-    p.add_argument("--steps", type=_positive_int, help="SVI steps per family (default: each spec's)")
+    p.add_argument("--steps", type=_positive_int, help="env steps (vime) or SVI steps per family (families)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
@@ -215,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CLIError, SpecError, FileNotFoundError, ValueError, FitDiverged) as exc:
+    except (CLIError, SpecError, FileNotFoundError, FileExistsError, ValueError, FitDiverged) as exc:
         print(f"pprl: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

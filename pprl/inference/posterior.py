@@ -154,18 +154,22 @@ def rebuild_guide(model: DynamicsModel, inference: InferenceSpec, guide_state: d
     return guide
 
 
-def load_posterior(path: str | Path, device: str | torch.device = "cpu") -> Posterior:
-    """Load a checkpoint written by :meth:`Posterior.save` (safe: ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such posterior checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def posterior_from_state(state: dict, device: str | torch.device = "cpu", where: str = "<state>") -> Posterior:
+    """Rebuild a posterior from :meth:`Posterior.state` (e.g. inside a training checkpoint)."""
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a pprl posterior checkpoint (expected format {FORMAT!r})")
-    mspec: ModelSpec = parse_model_spec(state["model_spec"], f"{path}:model_spec")
-    ispec: InferenceSpec = parse_inference_spec(state["inference_spec"], f"{path}:inference_spec")
+        raise ValueError(f"{where}: not a pprl posterior checkpoint (expected format {FORMAT!r})")
+    mspec: ModelSpec = parse_model_spec(state["model_spec"], f"{where}:model_spec")
+    ispec: InferenceSpec = parse_inference_spec(state["inference_spec"], f"{where}:inference_spec")
     model = build_model(mspec, state["obs_dim"], state["act_dim"])
     model.load_state_dict(state["model_state"])
     model.to(device)
     guide = rebuild_guide(model, ispec, state["guide_state"])
     return Posterior(model, guide, ispec, state["elbo_trace"], state.get("info"))
+
+
+def load_posterior(path: str | Path, device: str | torch.device = "cpu") -> Posterior:
+    """Load a checkpoint written by :meth:`Posterior.save` (safe: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such posterior checkpoint")
+    return posterior_from_state(torch.load(path, map_location="cpu", weights_only=True), device, str(path))

@@ -1,0 +1,183 @@
+"""``pprl.train``: run one experiment spec — PPO plus an intrinsic reward — and record it.
+
+Each iteration (VIME's Algorithm 1 with PPO as the policy learner):
+
+    rollout = ppo.collect()                          T × E transitions
+    r_int   = intrinsic.reward(rollout.transitions)  one vectorised call
+    ppo.update(rollout, r + η(t)·r_int)
+    intrinsic.update(rollout.transitions)            e.g. replay pool + posterior refit
+
+Outputs in ``out_dir``: ``spec.yaml`` (resolved), ``metrics.csv`` (one row per iteration),
+``checkpoint.pt`` (learner + intrinsic module; ``torch.load(weights_only=True)``),
+``learning_curve.png`` and ``summary.json``. ``resume=True`` continues from the checkpoint;
+the environments themselves restart from a fresh reset (their simulator state is not saved).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from .experiment import ExperimentSpec, load_experiment, parse_experiment
+from .intrinsic import make_intrinsic
+from .ppo import PPO
+
+FORMAT = "pprl.train/1"
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _summarise(episodes: pd.DataFrame, metrics: pd.DataFrame, spec: ExperimentSpec, seed: int) -> dict:
+    """Success rate, env step of first success, final return and throughput of a run."""
+    n = len(episodes)
+    last = episodes.tail(max(1, n // 10)) if n else episodes
+    first = episodes.loc[episodes["success"], "env_step"] if n else pd.Series(dtype=float)
+    wall = float(metrics["wall_s"].iloc[-1]) if len(metrics) else 0.0
+    steps = int(metrics["env_steps"].iloc[-1]) if len(metrics) else 0
+    return {
+        "experiment": spec.name, "env": spec.env, "intrinsic": spec.intrinsic.type, "seed": seed,
+        "env_steps": steps, "episodes": n,
+        "success_rate": float(episodes["success"].mean()) if n else 0.0,
+        "final_success_rate": float(last["success"].mean()) if n else 0.0,
+        "reached_goal": bool(len(first)),
+        "first_success_step": int(first.iloc[0]) if len(first) else None,
+        "final_return": float(last["return"].mean()) if n else None,
+        "env_steps_per_s": steps / wall if wall > 0 else None,
+        "wall_time_s": wall,
+    }
+
+
+def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Path, title: str) -> Path:
+    """Episode returns (points and a rolling mean), success rate and mean information gain
+    against env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    show_ig = "info_gain" in metrics and metrics["info_gain"].notna().any()
+    fig, axes = plt.subplots(1, 3 if show_ig else 2, figsize=(13 if show_ig else 9, 3.4))
+    ax = axes[0]
+    if len(episodes):
+        ax.scatter(episodes["env_step"], episodes["return"], s=4, alpha=0.3, color="tab:blue", label="episode")
+        roll = episodes["return"].rolling(20, min_periods=1).mean()
+        ax.plot(episodes["env_step"], roll, color="tab:blue", label="rolling mean (20)")
+        ax.legend(fontsize=8)
+    ax.set(xlabel="env steps", ylabel="return", title=title)
+    ax = axes[1]
+    ax.plot(metrics["env_steps"], metrics["success_rate"], color="tab:green")
+    ax.set(xlabel="env steps", ylabel="success rate (last 20 episodes)", ylim=(-0.02, 1.02))
+    if show_ig:
+        ax = axes[2]
+        ax.plot(metrics["env_steps"], metrics["info_gain"], color="tab:purple")
+        ax.set(xlabel="env steps", ylabel="mean info gain (nats)", yscale="log")
+    fig.tight_layout()
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def train(spec: ExperimentSpec | dict | str | Path, seed: int = 0, out_dir: str | Path | None = None, *,
+          resume: bool = False, device: str = "cpu", progress: bool = True, total_steps: int | None = None,
+          checkpoint_every: int = 10) -> dict:
+    """Run (or with ``resume=True`` continue) an experiment; returns the summary dict.
+
+    ``total_steps`` overrides the spec's ``learner.total_steps`` (the learning-rate and η
+    schedules then follow the override). Same seed, same CPU ⇒ same numbers.
+    """
+    spec = load_experiment(spec)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / f"{spec.name}-seed{seed}"
+    ckpt_path = out / "checkpoint.pt"
+    if resume and not ckpt_path.is_file():
+        raise FileNotFoundError(f"{out}: no checkpoint.pt to resume from")
+    if not resume and ckpt_path.exists():
+        raise FileExistsError(f"{out} already holds a run (checkpoint.pt); use resume or another output directory")
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True) if resume else None
+    if state is not None:
+        if state.get("format") != FORMAT:
+            raise ValueError(f"{ckpt_path}: not a pprl training checkpoint")
+        spec, seed = parse_experiment(state["spec"], f"{ckpt_path}:spec"), int(state["seed"])
+    if total_steps is not None:
+        spec = ExperimentSpec(spec.name, spec.env, type(spec.learner)(**{**spec.learner.__dict__,
+                              "total_steps": int(total_steps)}).validate(), spec.intrinsic, spec.env_kwargs,
+                              spec.source)
+    cfg = spec.learner
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / "spec.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False)))
+
+    ppo = PPO(spec.env, cfg, seed=seed, device=device, env_kwargs=spec.env_kwargs)
+    intrinsic = make_intrinsic(spec.intrinsic, ppo.obs_dim, ppo.act_dim, seed=seed, device=device)
+    rows, episodes, wall_before = [], [], 0.0
+    if state is not None:
+        ppo.load_state_dict(state["ppo"])
+        intrinsic.load_state_dict(state["intrinsic"])
+        rows, episodes = state["metrics"], state["episodes"]
+        wall_before = rows[-1]["wall_s"] if rows else 0.0
+
+    batch = cfg.num_envs * cfg.num_steps
+    iterations = math.ceil(cfg.total_steps / batch)
+    start = time.perf_counter()
+    bar = tqdm(total=iterations * batch, initial=ppo.global_step, unit="step", desc=spec.name,
+               disable=not progress, dynamic_ncols=True)
+    try:
+        while ppo.global_step < cfg.total_steps:
+            rollout = ppo.collect()
+            r_int = intrinsic.reward(rollout.transitions).to(rollout.rewards.device).view_as(rollout.rewards)
+            eta = spec.intrinsic.eta_at(ppo.global_step - batch, cfg.total_steps)
+            stats = ppo.update(rollout, rollout.rewards + eta * r_int)
+            stats.update(intrinsic.update(rollout.transitions))
+            for ep in rollout.episodes:
+                episodes.append({"env_step": int(ppo.global_step), "return": float(ep["return"]),
+                                 "length": int(ep["length"]), "success": bool(ep["success"])})
+            recent = episodes[-20:]
+            row = {"iteration": len(rows) + 1, "env_steps": int(ppo.global_step),
+                   "wall_s": wall_before + time.perf_counter() - start,
+                   "episodes": len(episodes), "successes": sum(e["success"] for e in episodes),
+                   "return_mean": float(np.mean([e["return"] for e in recent])) if recent else float("nan"),
+                   "success_rate": float(np.mean([e["success"] for e in recent])) if recent else 0.0,
+                   "extrinsic_reward": float(rollout.rewards.sum()), "eta": eta,
+                   "intrinsic_mean": float(r_int.mean()),
+                   "info_gain": getattr(intrinsic, "stats", {}).get("info_gain", float("nan")), **stats}
+            rows.append(row)
+            bar.update(batch)
+            bar.set_postfix(ret=f"{row['return_mean']:.3g}", success=f"{row['success_rate']:.2f}",
+                            ig=f"{row['info_gain']:.3g}", refresh=False)
+            if checkpoint_every and len(rows) % checkpoint_every == 0:
+                _save_checkpoint(ckpt_path, _checkpoint(spec, seed, ppo, intrinsic, rows, episodes))
+    except KeyboardInterrupt:  # keep what was learned: the run continues with resume
+        _save_checkpoint(ckpt_path, _checkpoint(spec, seed, ppo, intrinsic, rows, episodes))
+        ppo.close()
+        raise
+    finally:
+        bar.close()
+    metrics, eps = pd.DataFrame(rows), pd.DataFrame(episodes, columns=["env_step", "return", "length", "success"])
+    _save_checkpoint(ckpt_path, _checkpoint(spec, seed, ppo, intrinsic, rows, episodes))
+    _atomic_write(out / "metrics.csv", lambda tmp: metrics.to_csv(tmp, index=False))
+    _atomic_write(out / "episodes.csv", lambda tmp: eps.to_csv(tmp, index=False))
+    summary = _summarise(eps, metrics, spec, seed)
+    summary["eval_return"] = float(ppo.evaluate(episodes=5).mean())
+    ppo.close()
+    if len(metrics):
+        plot_learning_curve(metrics, eps, out / "learning_curve.png", f"{spec.name} (seed {seed})")
+    _atomic_write(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
+    return summary
+
+
+def _checkpoint(spec, seed, ppo, intrinsic, rows, episodes) -> dict:
+    return {"format": FORMAT, "spec": spec.to_dict(), "seed": seed, "ppo": ppo.state_dict(),
+            "intrinsic": intrinsic.state_dict(), "metrics": rows, "episodes": episodes}
