@@ -68,9 +68,10 @@ class ExperimentSpec:
 
     def to_dict(self) -> dict:
         """A plain mapping (model and family specs inlined) that :func:`parse_experiment` reads back."""
-        intrinsic = {f.name: getattr(self.intrinsic, f.name) for f in dataclasses.fields(IntrinsicSpec)
-                     if f.name not in ("model", "inference")}
+        intrinsic = {"type": "none"}
         if self.intrinsic.type == "vime":
+            intrinsic = {f.name: getattr(self.intrinsic, f.name) for f in dataclasses.fields(IntrinsicSpec)
+                         if f.name not in ("model", "inference")}
             intrinsic["model"] = self.intrinsic.model.to_dict()
             intrinsic["family"] = self.intrinsic.inference.to_dict()
         learner = dataclasses.asdict(self.learner)

@@ -92,7 +92,7 @@ def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Pat
     return path
 
 
-def train(spec: ExperimentSpec | dict | str | Path, seed: int = 0, out_dir: str | Path | None = None, *,
+def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_dir: str | Path | None = None, *,
           resume: bool = False, device: str = "cpu", progress: bool = True, total_steps: int | None = None,
           checkpoint_every: int = 10) -> dict:
     """Run (or with ``resume=True`` continue) an experiment; returns the summary dict.
@@ -100,7 +100,9 @@ def train(spec: ExperimentSpec | dict | str | Path, seed: int = 0, out_dir: str 
     ``total_steps`` overrides the spec's ``learner.total_steps`` (the learning-rate and η
     schedules then follow the override). Same seed, same CPU ⇒ same numbers.
     """
-    spec = load_experiment(spec)
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs the run's out_dir")
+    spec = None if resume else load_experiment(spec)  # a resumed run reads its spec from the checkpoint
     out = Path(out_dir) if out_dir is not None else Path("runs") / f"{spec.name}-seed{seed}"
     ckpt_path = out / "checkpoint.pt"
     if resume and not ckpt_path.is_file():
