@@ -1,0 +1,532 @@
+"""A compact PPO learner (clipped surrogate, GAE) for gymnasium vector environments.
+
+Objective (Schulman et al. 2017, "Proximal Policy Optimization Algorithms"), maximised:
+
+    L(θ) = E_t[min(ρ_t Â_t, clip(ρ_t, 1−ε, 1+ε) Â_t)] − c_v E_t[(V_θ(s_t) − R_t)²] + c_e E_t[H(π_θ(·|s_t))],
+    ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t).
+
+Advantages by GAE (Schulman et al. 2016, "High-Dimensional Continuous Control Using
+Generalized Advantage Estimation"): δ_t = r_t + γ(1 − term_t) V(s'_t) − V(s_t),
+Â_t = δ_t + γλ(1 − done_t) Â_{t+1}, R_t = Â_t + V(s_t); s'_t is the true next state, so a
+time-limit truncation bootstraps from V(final obs) while a termination does not.
+
+Implementation details (orthogonal init, per-minibatch advantage normalisation, clipped value
+loss, observation / reward normalisation with clipping at ±10, Adam eps 1e-5, linear lr
+annealing) follow CleanRL's ppo.py and ppo_continuous_action.py (Huang et al. 2022,
+"The 37 Implementation Details of Proximal Policy Optimization").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.distributions import Categorical, Normal
+
+from ..data import Transitions
+from ..spec import SpecError
+
+_INT, _FLOAT, _BOOL = "an integer", "a number", "true or false"
+# field -> (type, range check, what is allowed); None is allowed where the type ends in "?".
+_RULES = {
+    "num_envs": (_INT, lambda v: v >= 1, "an integer >= 1"),
+    "num_steps": (_INT, lambda v: v >= 1, "an integer >= 1"),
+    "learning_rate": (_FLOAT, lambda v: v > 0, "a number > 0"),
+    "anneal_lr": (_BOOL, None, "true, false"),
+    "total_steps": (_INT, lambda v: v >= 1, "an integer >= 1"),
+    "gamma": (_FLOAT, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "gae_lambda": (_FLOAT, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "num_minibatches": (_INT, lambda v: v >= 1, "an integer >= 1"),
+    "update_epochs": (_INT, lambda v: v >= 1, "an integer >= 1"),
+    "clip_coef": (_FLOAT, lambda v: v > 0, "a number > 0"),
+    "clip_value_loss": (_BOOL, None, "true, false"),
+    "ent_coef": (_FLOAT, lambda v: v >= 0, "a number >= 0"),
+    "vf_coef": (_FLOAT, lambda v: v >= 0, "a number >= 0"),
+    "max_grad_norm": (_FLOAT, lambda v: v > 0, "a number > 0"),
+    "target_kl": (_FLOAT + "?", lambda v: v > 0, "null or a number > 0"),
+    "norm_obs": (_BOOL, None, "true, false"),
+    "norm_reward": (_BOOL, None, "true, false"),
+    "hidden_sizes": ("a list of integers", lambda v: all(s >= 1 for s in v), "a list of integers >= 1"),
+    "init_log_std": (_FLOAT, math.isfinite, "a finite number"),
+    "max_episode_steps": (_INT + "?", lambda v: v >= 1, "null or an integer >= 1"),
+}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+@dataclass
+class PPOConfig:
+    """Every PPO hyperparameter. Batch size = num_envs × num_steps per iteration."""
+
+    num_envs: int = 8
+    """Parallel environment copies (gymnasium sync vector env)."""
+    num_steps: int = 128
+    """Rollout length per environment per iteration."""
+    learning_rate: float = 3e-4
+    """Adam step size (before annealing)."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 at `total_steps` env steps."""
+    total_steps: int = 200_000
+    """Training budget in env steps (all envs); the default stop of `PPO.learn` and the annealing horizon."""
+    gamma: float = 0.99
+    """Discount factor γ."""
+    gae_lambda: float = 0.95
+    """GAE λ (bias/variance trade-off of the advantage estimate)."""
+    num_minibatches: int = 4
+    """Minibatches per epoch (the batch is split into this many shuffled parts)."""
+    update_epochs: int = 10
+    """Passes over each rollout per update."""
+    clip_coef: float = 0.2
+    """Surrogate clipping ε (also the value-clipping range when clip_value_loss)."""
+    clip_value_loss: bool = True
+    """Clip the value prediction to old V ± clip_coef and take the larger squared error."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient c_e."""
+    vf_coef: float = 0.5
+    """Value loss coefficient c_v."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clipping threshold."""
+    target_kl: float | None = None
+    """Stop the update's epochs early once the approximate KL exceeds this (None: never)."""
+    norm_obs: bool = True
+    """Normalise policy/value inputs by a running mean/std of observations (clipped at ±10)."""
+    norm_reward: bool = True
+    """Divide rewards by the running std of discounted returns (clipped at ±10)."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of both the actor and the critic MLP (tanh)."""
+    init_log_std: float = 0.0
+    """Continuous actions: initial state-independent log standard deviation."""
+    max_episode_steps: int | None = None
+    """Time limit passed to gym.make when set."""
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "<dict>") -> "PPOConfig":
+        """Build from a spec's `learner:` mapping; every problem is one SpecError naming the field."""
+        if not isinstance(d, dict):
+            raise SpecError(f"{source}: field 'learner' must be a mapping, got {d!r}")
+        out = {}
+        for key, value in d.items():
+            if key not in _RULES:
+                raise SpecError(f"{source}: field 'learner.{key}': unknown field; allowed: {', '.join(_RULES)}")
+            out[key] = _check(key, value, source)
+        config = cls(**out)
+        config.validate(source)
+        return config
+
+    def validate(self, source: str = "<PPOConfig>") -> "PPOConfig":
+        """Check every field's type and range (also the ones set in Python)."""
+        for key in _RULES:
+            _check(key, getattr(self, key), source)
+        batch = self.num_envs * self.num_steps
+        if self.num_minibatches > batch:
+            raise SpecError(f"{source}: field 'learner.num_minibatches': got {self.num_minibatches}; allowed: "
+                            f"an integer in [1, num_envs * num_steps = {batch}]")
+        return self
+
+
+def _check(key: str, value, source: str):
+    kind, ok, allowed = _RULES[key]
+    bad = SpecError(f"{source}: field 'learner.{key}': got {value!r} ({type(value).__name__}); allowed: {allowed}")
+    if value is None and kind.endswith("?"):
+        return None
+    kind = kind.rstrip("?")
+    if kind == _FLOAT and isinstance(value, str):
+        try:  # YAML 1.1 reads '1e-3' (no dot) as a string
+            value = float(value)
+        except ValueError:
+            raise bad from None
+    if kind == _BOOL and not isinstance(value, bool):
+        raise bad
+    if kind == _INT and not _is_int(value):
+        raise bad
+    if kind == _FLOAT:
+        if not (_is_int(value) or isinstance(value, (float, np.floating))):
+            raise bad
+        value = float(value)
+    if kind.startswith("a list"):
+        if not isinstance(value, (list, tuple)) or not all(_is_int(s) for s in value):
+            raise bad
+        value = tuple(int(s) for s in value)
+    if ok is not None and not ok(value):  # comparisons with NaN are False, so NaN is rejected
+        raise bad
+    return value
+
+
+class RunningMeanStd:
+    """Running mean and variance of a stream of batches in float64 (Chan et al. 1979 parallel update)."""
+
+    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4):
+        self.mean = torch.zeros(shape, dtype=torch.float64)
+        self.var = torch.ones(shape, dtype=torch.float64)
+        self.count = epsilon
+
+    def update(self, x: Tensor) -> None:
+        x = x.detach().to("cpu", torch.float64).reshape(-1, *self.mean.shape)
+        n, mean, var = x.shape[0], x.mean(0), x.var(0, unbiased=False)
+        delta, total = mean - self.mean, self.count + n
+        m2 = self.var * self.count + var * n + delta.square() * self.count * n / total
+        self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
+
+    def normalize(self, x: Tensor, clip: float = 10.0, eps: float = 1e-8) -> Tensor:
+        z = (x.to("cpu", torch.float64) - self.mean) / torch.sqrt(self.var + eps)
+        return z.clamp(-clip, clip).to(torch.float32)
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean.clone(), "var": self.var.clone(), "count": float(self.count)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean, self.var, self.count = state["mean"].clone(), state["var"].clone(), float(state["count"])
+
+
+def _linear(n_in: int, n_out: int, std: float) -> nn.Linear:
+    layer = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _mlp(sizes: list[int], out_std: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+        layers += [_linear(n_in, n_out, math.sqrt(2)), nn.Tanh()]
+    return nn.Sequential(*layers, _linear(sizes[-2], sizes[-1], out_std))
+
+
+class ActorCritic(nn.Module):
+    """Separate tanh MLPs: critic V(s) and actor π(a|s) — Categorical logits, or a diagonal
+    Gaussian mean with a state-independent log std."""
+
+    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: tuple[int, ...], init_log_std: float):
+        super().__init__()
+        self.discrete = discrete
+        self.critic = _mlp([obs_dim, *hidden, 1], 1.0)
+        self.actor = _mlp([obs_dim, *hidden, act_dim], 0.01)
+        if not discrete:
+            self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+
+    def value(self, obs: Tensor) -> Tensor:
+        return self.critic(obs).squeeze(-1)
+
+    def dist(self, obs: Tensor) -> Categorical | Normal:
+        out = self.actor(obs)
+        if self.discrete:
+            return Categorical(logits=out, validate_args=False)
+        return Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
+
+    def log_prob_entropy(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        d = self.dist(obs)
+        if self.discrete:
+            return d.log_prob(action), d.entropy()
+        return d.log_prob(action).sum(-1), d.entropy().sum(-1)
+
+    def sample(self, obs: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Draw a ~ π(·|s) from `generator` (no global RNG); return (a, log π(a|s))."""
+        d = self.dist(obs)
+        if self.discrete:
+            a = torch.multinomial(d.probs, 1, generator=generator).squeeze(-1)
+            return a, d.log_prob(a)
+        a = d.loc + d.scale * torch.randn(d.loc.shape, generator=generator, device=d.loc.device)
+        return a, d.log_prob(a).sum(-1)
+
+
+def gae(rewards: Tensor, values: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
+        final_values: Tensor, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation over [T, E] tensors (Schulman et al. 2016).
+
+    V(s'_t) is values[t+1] (next_value at t = T−1) within an episode and final_values[t] at an
+    episode end (there values[t+1] already belongs to the next episode). Then
+    δ_t = r_t + γ(1 − terminated_t) V(s'_t) − V(s_t), Â_t = δ_t + γλ(1 − done_t) Â_{t+1},
+    returns R_t = Â_t + V(s_t). Terminated: no bootstrap; truncated: bootstrap from final_values.
+    """
+    done = terminated | truncated
+    next_values = torch.where(done, final_values, torch.cat([values[1:], next_value[None]]))
+    deltas = rewards + gamma * next_values * (~terminated) - values
+    advantages = torch.zeros_like(values)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        last = deltas[t] + gamma * lam * (~done[t]) * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+@dataclass
+class Rollout:
+    """One rollout of T = num_steps by E = num_envs (tensors on the learner's device)."""
+
+    obs: Tensor           # [T, E, obs_dim] raw observations
+    actions: Tensor       # [T, E, *act_shape] sampled (unclipped) actions; discrete: long indices from 0
+    logprobs: Tensor      # [T, E]
+    values: Tensor        # [T, E]
+    rewards: Tensor       # [T, E] extrinsic rewards, float32
+    terminated: Tensor    # [T, E] bool
+    truncated: Tensor     # [T, E] bool
+    final_values: Tensor  # [T, E] V(true final obs) where truncated (and not terminated), else 0
+    next_value: Tensor    # [E] V(obs after the last step)
+    transitions: Transitions  # T*E rows, time-major, as pprl.data encodes them
+    episodes: list[dict]  # finished episodes: {"return", "length", "success"}
+    policy_obs: Tensor | None = None  # [T, E, obs_dim] the (normalised) inputs the networks saw
+
+
+class PPO:
+    """PPO on `env_id` (Box observations; Box or Discrete actions). See the module docstring."""
+
+    def __init__(self, env_id: str, config: PPOConfig, *, seed: int = 0, device="cpu", env_kwargs: dict | None = None):
+        self.config, self.env_id, self.seed = config.validate(), env_id, seed
+        self.device = torch.device(device)
+        self._make_kwargs = dict(env_kwargs or {})
+        if config.max_episode_steps is not None:
+            self._make_kwargs["max_episode_steps"] = config.max_episode_steps
+        self.envs = self._make_env(config.num_envs)
+        obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
+        if not isinstance(obs_space, gym.spaces.Box):
+            self.envs.close()
+            raise ValueError(f"unsupported observation space {obs_space} for '{env_id}' (only Box)")
+        if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)):
+            self.envs.close()
+            raise ValueError(f"unsupported action space {act_space} for '{env_id}' (only Box and Discrete)")
+        self.discrete = isinstance(act_space, gym.spaces.Discrete)
+        self.act_space, self.obs_dim = act_space, int(np.prod(obs_space.shape))
+        self.act_dim = int(act_space.n) if self.discrete else int(np.prod(act_space.shape))
+
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.manual_seed(seed)
+            self.agent = ActorCritic(self.obs_dim, self.act_dim, self.discrete, config.hidden_sizes,
+                                     config.init_log_std).to(self.device)
+        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.learning_rate, eps=1e-5)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.obs_rms, self.ret_rms = RunningMeanStd((self.obs_dim,)), RunningMeanStd(())
+        self._disc_return = torch.zeros(config.num_envs, dtype=torch.float64)  # for reward scaling
+        self.global_step = 0
+
+        self.envs.action_space.seed(seed)
+        obs, _ = self.envs.reset(seed=seed)
+        self._obs = np.asarray(obs, dtype=np.float32).reshape(config.num_envs, -1)
+        self._ep_return = np.zeros(config.num_envs)
+        self._ep_length = np.zeros(config.num_envs, dtype=np.int64)
+        self._ep_success = np.zeros(config.num_envs, dtype=bool)
+
+    def _make_env(self, num_envs: int) -> gym.vector.VectorEnv:
+        try:
+            return gym.make_vec(self.env_id, num_envs=num_envs, vectorization_mode="sync",
+                                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+                                **self._make_kwargs)
+        except (gym.error.UnregisteredEnv, gym.error.DeprecatedEnv) as e:
+            raise ValueError(f"unknown environment '{self.env_id}'") from e
+
+    def _policy_input(self, obs: np.ndarray, update: bool = False) -> Tensor:
+        """Raw [B, obs_dim] observations -> network input (normalised if norm_obs)."""
+        x = torch.as_tensor(obs, dtype=torch.float32).reshape(len(obs), -1)
+        if self.config.norm_obs:
+            if update:
+                self.obs_rms.update(x)
+            x = self.obs_rms.normalize(x)
+        return x.to(self.device)
+
+    def _env_action(self, action: Tensor) -> np.ndarray:
+        """Network action -> what the env gets (Discrete: index + start; Box: clipped to bounds)."""
+        a = action.cpu().numpy()
+        if self.discrete:
+            return a + int(self.act_space.start)
+        a = a.reshape(len(a), *self.act_space.shape)
+        return np.clip(a, self.act_space.low, self.act_space.high).astype(self.act_space.dtype)
+
+    @staticmethod
+    def _success(info: dict, done: np.ndarray) -> np.ndarray:
+        """Per-env info["is_success"] of this step; for finished envs it sits in info["final_info"]."""
+        flags = np.zeros(len(done), dtype=bool)
+        for src, rows in ((info, ~done), (info.get("final_info", {}), done)):
+            if "is_success" in src:
+                mask = src.get("_is_success", np.ones(len(done), dtype=bool))
+                flags |= rows & mask & np.asarray(src["is_success"]).astype(bool)
+        return flags
+
+    @torch.no_grad()
+    def collect(self) -> Rollout:
+        """Run num_steps steps in each env with the current policy (obs normaliser stats updated)."""
+        E, T = self.config.num_envs, self.config.num_steps
+        keys = ("obs", "x", "act", "logp", "val", "rew", "term", "trunc", "fval", "env_act", "next_obs")
+        buf: dict[str, list] = {k: [] for k in keys}
+        episodes = []
+        for _ in range(T):
+            x = self._policy_input(self._obs, update=True)
+            action, logp = self.agent.sample(x, self.generator)
+            env_action = self._env_action(action)
+            next_obs, reward, term, trunc, info = self.envs.step(env_action)
+            next_obs = np.asarray(next_obs, dtype=np.float32).reshape(E, -1)
+            done = term | trunc
+            real_next, final_value = next_obs.copy(), torch.zeros(E, device=self.device)
+            if done.any():  # SAME_STEP autoreset: next_obs is already the reset obs
+                rows = np.flatnonzero(info["_final_obs"])
+                real_next[rows] = np.stack([np.asarray(info["final_obs"][i]).reshape(-1) for i in rows])
+                boot = np.flatnonzero(trunc & ~term)
+                if len(boot):
+                    final_value[boot] = self.agent.value(self._policy_input(real_next[boot]))
+            self._ep_return += reward
+            self._ep_length += 1
+            self._ep_success |= self._success(info, done)
+            for i in np.flatnonzero(done):
+                episodes.append({"return": float(self._ep_return[i]), "length": int(self._ep_length[i]),
+                                 "success": bool(self._ep_success[i])})
+                self._ep_return[i], self._ep_length[i], self._ep_success[i] = 0.0, 0, False
+            for k, v in zip(keys, (self._obs, x, action, logp, self.agent.value(x), reward, term, trunc,
+                                   final_value, env_action, real_next)):
+                buf[k].append(torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else v)
+            self._obs = next_obs
+            self.global_step += E
+
+        st = {k: torch.stack(v) for k, v in buf.items()}
+        dev = self.device
+        if self.discrete:
+            act_enc = torch.eye(self.act_dim)[st["act"].cpu().reshape(-1)]
+        else:
+            act_enc = st["env_act"].reshape(T * E, -1).float()
+        transitions = Transitions(
+            obs=st["obs"].reshape(T * E, -1).to(dev), act=act_enc.to(dev),
+            next_obs=st["next_obs"].reshape(T * E, -1).to(dev), reward=st["rew"].reshape(-1).float().to(dev),
+            terminated=st["term"].reshape(-1).to(dev), truncated=st["trunc"].reshape(-1).to(dev),
+            meta={"env_id": self.env_id, "discrete": self.discrete, "num_envs": E})
+        return Rollout(
+            obs=st["obs"].to(dev), actions=st["act"].reshape(T, E, *self.act_space.shape),
+            logprobs=st["logp"], values=st["val"], rewards=st["rew"].float().to(dev),
+            terminated=st["term"].to(dev), truncated=st["trunc"].to(dev), final_values=st["fval"],
+            next_value=self.agent.value(self._policy_input(self._obs)), transitions=transitions,
+            episodes=episodes, policy_obs=st["x"])
+
+    def _scale_rewards(self, rewards: Tensor, done: Tensor) -> Tensor:
+        """r / std(discounted return), the return tracked per env across rollouts (gymnasium's NormalizeReward)."""
+        r64, done = rewards.detach().to("cpu", torch.float64), done.cpu()
+        returns = torch.empty_like(r64)
+        ret = self._disc_return
+        for t in range(len(r64)):
+            ret = ret * self.config.gamma + r64[t]
+            returns[t] = ret
+            ret = ret.masked_fill(done[t], 0.0)
+        self._disc_return = ret
+        self.ret_rms.update(returns)
+        return (rewards / math.sqrt(float(self.ret_rms.var) + 1e-8)).clamp(-10.0, 10.0)
+
+    def update(self, rollout: Rollout, rewards: Tensor | None = None) -> dict[str, float]:
+        """Several epochs of minibatch Adam steps on the clipped PPO loss; returns mean statistics."""
+        cfg, dev = self.config, self.device
+        rewards = (rollout.rewards if rewards is None else rewards).to(dev, torch.float32)
+        if rewards.shape != rollout.rewards.shape:
+            raise ValueError(f"rewards must have shape {tuple(rollout.rewards.shape)}, got {tuple(rewards.shape)}")
+        if cfg.norm_reward:
+            rewards = self._scale_rewards(rewards, rollout.terminated | rollout.truncated)
+        advantages, returns = gae(rewards, rollout.values, rollout.next_value, rollout.terminated,
+                                  rollout.truncated, rollout.final_values, cfg.gamma, cfg.gae_lambda)
+        batch = rollout.values.numel()
+        lr = cfg.learning_rate
+        if cfg.anneal_lr:  # fraction of the budget left when this rollout started
+            lr *= max(0.0, 1.0 - (self.global_step - batch) / cfg.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+        x = (rollout.policy_obs if rollout.policy_obs is not None
+             else self._policy_input(rollout.obs.reshape(batch, -1).cpu().numpy())).reshape(batch, -1)
+        actions = rollout.actions.reshape(batch) if self.discrete else rollout.actions.reshape(batch, -1)
+        old_logp, old_v = rollout.logprobs.reshape(-1), rollout.values.reshape(-1)
+        adv, ret = advantages.reshape(-1), returns.reshape(-1)
+        sums = {k: 0.0 for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")}
+        n_steps = 0
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(batch, generator=self.generator, device=dev)
+            for mb in perm.tensor_split(cfg.num_minibatches):
+                logp, entropy = self.agent.log_prob_entropy(x[mb], actions[mb])
+                log_ratio = logp - old_logp[mb]
+                ratio = log_ratio.exp()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - log_ratio).mean()  # unbiased, low-variance KL(old‖new) estimate
+                    clipfrac = ((ratio - 1).abs() > cfg.clip_coef).float().mean()
+                a = adv[mb]
+                a = (a - a.mean()) / (a.std() + 1e-8) if len(a) > 1 else a
+                policy_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                v = self.agent.value(x[mb])
+                value_loss = (v - ret[mb]).square()
+                if cfg.clip_value_loss:
+                    v_clip = old_v[mb] + (v - old_v[mb]).clamp(-cfg.clip_coef, cfg.clip_coef)
+                    value_loss = torch.max(value_loss, (v_clip - ret[mb]).square())
+                value_loss = 0.5 * value_loss.mean()
+                entropy = entropy.mean()
+                loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+                self.optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.agent.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                for k, val in zip(sums, (policy_loss, value_loss, entropy, approx_kl, clipfrac)):
+                    sums[k] += float(val.detach())
+                n_steps += 1
+            if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
+                break
+        stats = {k: s / n_steps for k, s in sums.items()}
+        var_ret = float(ret.var()) if batch > 1 else 0.0
+        stats["explained_variance"] = float("nan") if var_ret == 0 else 1 - float((ret - old_v).var()) / var_ret
+        stats["learning_rate"] = lr
+        return stats
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Env-ready action(s) for one observation or a batch (mean / argmax if deterministic)."""
+        obs = np.asarray(obs, dtype=np.float32)
+        single = obs.ndim == len(self.envs.single_observation_space.shape)
+        x = self._policy_input(obs.reshape(1 if single else len(obs), -1))
+        if deterministic:
+            out = self.agent.actor(x)
+            action = out.argmax(-1) if self.discrete else out
+        else:
+            action = self.agent.sample(x, self.generator)[0]
+        action = self._env_action(action)
+        return action[0] if single else action
+
+    def evaluate(self, episodes: int = 10, seed: int = 10_000) -> np.ndarray:
+        """Returns of `episodes` deterministic episodes, one per copy of a fresh vector env seeded seed + i."""
+        env = self._make_env(episodes)
+        try:
+            obs, _ = env.reset(seed=seed)
+            returns, finished = np.zeros(episodes), np.zeros(episodes, dtype=bool)
+            while not finished.all():
+                obs, reward, term, trunc, _ = env.step(self.act(obs))
+                returns += np.where(finished, 0.0, reward)
+                finished |= term | trunc
+        finally:
+            env.close()
+        return returns
+
+    def learn(self, total_steps: int | None = None, callback=None) -> list[dict]:
+        """collect -> update until global_step >= total_steps (default config.total_steps).
+
+        callback(ppo, rollout, stats) runs after each update; returning False stops early.
+        Returns every episode finished during training."""
+        total = self.config.total_steps if total_steps is None else total_steps
+        episodes: list[dict] = []
+        while self.global_step < total:
+            rollout = self.collect()
+            stats = self.update(rollout)
+            episodes += rollout.episodes
+            if callback is not None and callback(self, rollout, stats) is False:
+                break
+        return episodes
+
+    def state_dict(self) -> dict:
+        """Learner state (not the environments'), as plain tensors/numbers for torch.load(weights_only=True)."""
+        return {"agent": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "obs_rms": self.obs_rms.state_dict(), "ret_rms": self.ret_rms.state_dict(),
+                "disc_return": self._disc_return.clone(), "global_step": int(self.global_step),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.obs_rms.load_state_dict(state["obs_rms"])
+        self.ret_rms.load_state_dict(state["ret_rms"])
+        self._disc_return = state["disc_return"].clone()
+        self.global_step = int(state["global_step"])
+        self.generator.set_state(state["generator"])
+
+    def close(self) -> None:
+        self.envs.close()
