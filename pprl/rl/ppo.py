@@ -290,7 +290,7 @@ class PPO:
             self.envs.close()
             raise ValueError(f"unsupported action space {act_space} for '{env_id}' (only Box and Discrete)")
         self.discrete = isinstance(act_space, gym.spaces.Discrete)
-        self.act_space, self.obs_dim = act_space, int(np.prod(obs_space.shape))
+        self.act_space, self.obs_shape, self.obs_dim = act_space, obs_space.shape, int(np.prod(obs_space.shape))
         self.act_dim = int(act_space.n) if self.discrete else int(np.prod(act_space.shape))
 
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
@@ -473,7 +473,7 @@ class PPO:
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Env-ready action(s) for one observation or a batch (mean / argmax if deterministic)."""
         obs = np.asarray(obs, dtype=np.float32)
-        single = obs.ndim == len(self.envs.single_observation_space.shape)
+        single = obs.ndim == len(self.obs_shape)
         x = self._policy_input(obs.reshape(1 if single else len(obs), -1))
         if deterministic:
             out = self.agent.actor(x)
