@@ -119,9 +119,18 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _set_threads(n: int) -> None:
+    """PPO's and the BNN's tensors are small: one torch thread is fastest, and more threads
+    spin-wait badly when other processes share the cores (measured 10-60× slower updates)."""
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def cmd_train(args) -> int:
     from .rl.train import train
 
+    _set_threads(args.threads)
     if (args.experiment is None) == (args.resume is None):
         raise CLIError("give an experiment spec (pprl train EXPERIMENT.yaml -o DIR) or --resume DIR, not both")
     if args.resume is not None:
@@ -152,6 +161,7 @@ def cmd_demo(args) -> int:
         return _demo_families(args)
     from .rl.train import train
 
+    _set_threads(args.threads)
     start = time.perf_counter()
     out = Path(args.output)
     if (out / "checkpoint.pt").exists():
@@ -255,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="DIR", help="continue the stopped run in DIR")
     p.add_argument("--steps", type=_positive_int, help="override learner.total_steps")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -265,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--families", nargs="+", default=["mean_field", "low_rank", "flow", "map", "laplace"])
     p.add_argument("--transitions", type=_positive_int, default=6000)
     p.add_argument("--steps", type=_positive_int, help="env steps (vime) or SVI steps per family (families)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads for the VIME demo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
