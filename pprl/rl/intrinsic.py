@@ -14,7 +14,7 @@ from typing import Protocol
 
 import torch
 
-from ..data import Transitions
+from ..data import _TENSOR_FIELDS as FIELDS, Transitions
 from ..inference.info_gain import InfoGain
 from ..inference.posterior import Posterior, posterior_from_state
 from ..inference.svi import fit
@@ -58,10 +58,9 @@ class ReplayPool:
         batch = batch[-self.capacity:] if len(batch) > self.capacity else batch
         if self.data is None:
             empty = lambda t: t.new_zeros(self.capacity, *t.shape[1:])
-            self.data = Transitions(*(empty(getattr(batch, n)) for n in
-                                      ("obs", "act", "next_obs", "reward", "terminated", "truncated")))
+            self.data = Transitions(*(empty(getattr(batch, n)) for n in FIELDS))
         idx = (self.cursor + torch.arange(len(batch))) % self.capacity
-        for name in ("obs", "act", "next_obs", "reward", "terminated", "truncated"):
+        for name in FIELDS:
             getattr(self.data, name)[idx] = getattr(batch, name).to(getattr(self.data, name).device)
         self.cursor = (self.cursor + len(batch)) % self.capacity
         self.size = min(self.size + len(batch), self.capacity)
@@ -70,14 +69,13 @@ class ReplayPool:
         return self.data[:self.size]
 
     def state_dict(self) -> dict:
-        fields = {} if self.data is None else {n: getattr(self.data, n)[:self.size].clone() for n in
-                                               ("obs", "act", "next_obs", "reward", "terminated", "truncated")}
+        fields = {} if self.data is None else {n: getattr(self.data, n)[:self.size].clone() for n in FIELDS}
         return {"capacity": self.capacity, "cursor": self.cursor, "size": self.size, **fields}
 
     def load_state_dict(self, state: dict) -> None:
         self.__init__(state["capacity"])
         if state["size"]:
-            self.add(Transitions(*(state[n] for n in ("obs", "act", "next_obs", "reward", "terminated", "truncated"))))
+            self.add(Transitions(*(state[n] for n in FIELDS)))
             self.cursor = state["cursor"]
 
 

@@ -14,6 +14,7 @@ the environments themselves restart from a fresh reset (their simulator state is
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -115,9 +116,8 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
             raise ValueError(f"{ckpt_path}: not a pprl training checkpoint")
         spec, seed = parse_experiment(state["spec"], f"{ckpt_path}:spec"), int(state["seed"])
     if total_steps is not None:
-        spec = ExperimentSpec(spec.name, spec.env, type(spec.learner)(**{**spec.learner.__dict__,
-                              "total_steps": int(total_steps)}).validate(), spec.intrinsic, spec.env_kwargs,
-                              spec.source)
+        learner = dataclasses.replace(spec.learner, total_steps=int(total_steps)).validate()
+        spec = dataclasses.replace(spec, learner=learner)
     cfg = spec.learner
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "spec.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False)))
