@@ -165,6 +165,13 @@ def common_noise(num_samples: int, dim: int, seed: int, device, dtype) -> torch.
     return torch.cat([z, -z]).to(dtype)
 
 
+def _weight_block(t: torch.Tensor, layer) -> torch.Tensor:
+    """A layer's slice of flat θ-shaped ``t [..., D]`` as ``[..., in+1, out]``: the weight
+    rows, then the bias as the row of a constant input 1."""
+    w = t[..., layer.weight].reshape(*t.shape[:-1], layer.fan_in, layer.fan_out)
+    return torch.cat([w, t[..., layer.bias].unsqueeze(-2)], -2)
+
+
 # ---------------------------------------------------------------------------------------------
 class InfoGain:
     """VIME information gain of transitions under a fitted dynamics posterior (module docstring).
@@ -229,8 +236,45 @@ class InfoGain:
         return -log_lik.mean(1)
 
     def _second_order(self, view, x, y, noise, eps):
-        """½λ² Σ_d H_d⁻¹ g_nd² with per-transition gradients g_n of the expected NLL at φ, from
-        ``vmap(grad)`` over transitions (the weights are shared, so no per-transition copies)."""
+        """½λ² Σ_d H_d⁻¹ g_nd² with g_n the gradient of the expected NLL of transition n at φ.
+
+        With θ_s = μ + σ ⊙ ε_s, g_n = (1/S) Σ_s ∇_θ ℓ_n(θ_s) ⊗ (1, σ ε_s) for (μ, log σ) and
+        H⁻¹ = (σ², ½), so the quadratic form is a double sum over samples,
+
+            Σ_d H_d⁻¹ g_nd² = Σ_{s,s'} Σ_d ∂_d ℓ_n(θ_s) ∂_d ℓ_n(θ_s') σ_d² (1 + ½ ε_sd ε_s'd) / S².
+
+        For an MLP layer ∂ℓ_n/∂W_io = h_ni δ_no (input h, pre-activation gradient δ), so the
+        sum over (i, o) is ((h_s h_s') K_ss' ⊙ (δ_s δ_s')) with K_ss' = σ² ⊙ (1 + ½ ε_s ε_s'):
+        one [S(S+1)/2, n, in] × [·, in, out] product per layer (pairs s ≤ s'). No per-transition
+        gradient is ever formed (N·S²·D/2 work, N·S²·width memory). Models that are not MLP-shaped use
+        ``torch.func.vmap(grad)`` per transition instead (:meth:`_second_order_autodiff`)."""
+        model = self.posterior.model
+        if model.layers is None:
+            return self._second_order_autodiff(view, x, y, noise, eps)
+        p, S = view.params, eps.shape[0]
+        scale = p["log_scale"].exp()
+        trace = []
+        with torch.enable_grad():
+            theta = (p["loc"] + scale * eps).requires_grad_()  # [S, D]; grad needed only to build the graph
+            f = model.mean(theta, x, trace=trace)  # [S, n, k]
+            nll = -torch.distributions.Normal(f, noise).log_prob(y).sum(-1).mean(0)
+            deltas = torch.autograd.grad(nll.sum(), [z for _, z in trace])
+        # the summand is symmetric in (s, s'): pairs s ≤ s', off-diagonal ones counted twice
+        i, j = torch.triu_indices(S, S, device=x.device)
+        pair_weight = torch.where(i == j, 1.0, 2.0).to(x.dtype)
+        quad = x.new_zeros(x.shape[0])
+        with torch.no_grad():
+            for layer, (h, _), delta in zip(model.layers, trace, deltas):
+                e = _weight_block(eps, layer)  # [S, in+1, out]
+                K = _weight_block(view.var, layer) * (1 + 0.5 * e[i] * e[j])  # [pairs, in+1, out]
+                h1 = torch.cat([h.detach(), h.new_ones(*h.shape[:-1], 1)], -1)  # [S, n, in+1]
+                per_pair = (torch.bmm(h1[i] * h1[j], K) * (delta[i] * delta[j])).sum(-1)  # [pairs, n]
+                quad += pair_weight @ per_pair
+        return 0.5 * self.step_size ** 2 * quad
+
+    def _second_order_autodiff(self, view, x, y, noise, eps):
+        """The same quadratic form from explicit per-transition gradients, ``vmap(grad)`` over
+        transitions (any differentiable model; N·S·D memory)."""
         from torch.func import grad, vmap
 
         model = self.posterior.model

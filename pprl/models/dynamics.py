@@ -73,8 +73,12 @@ class DynamicsModel(PyroModule):
         return torch.zeros(1, self.input_dim, **like), torch.zeros(1, self.obs_dim, **like), 1
 
     # ------------------------------------------------------------------ the model
-    def mean(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """f(x; θ) for ``theta [P, D]`` and ``x [N, in]`` (or per-particle ``x [P, N, in]``) → ``[P, N, obs_dim]``."""
+    layers: list | None = None  # MLP-shaped models set their LayerSlices (enables factored gradients)
+
+    def mean(self, theta: torch.Tensor, x: torch.Tensor, trace: list | None = None) -> torch.Tensor:
+        """f(x; θ) for ``theta [P, D]`` and ``x [N, in]`` (or per-particle ``x [P, N, in]``) → ``[P, N, obs_dim]``.
+        MLP-shaped models fill ``trace`` with each layer's (input, pre-activation), see
+        :func:`pprl.models.layers.batched_mlp`."""
         raise NotImplementedError
 
     def mean_local_reparam(self, loc, scale, x, num_particles):
@@ -121,8 +125,8 @@ class BayesianDynamics(DynamicsModel):
             self.prior_scale[layer.weight] = 1.0 / math.sqrt(layer.fan_in) if ws == "fan_in" else ws
             self.prior_scale[layer.bias] = spec.prior.bias_scale
 
-    def mean(self, theta, x):
-        return batched_mlp(theta, x, self.layers, self.activation)
+    def mean(self, theta, x, trace=None):
+        return batched_mlp(theta, x, self.layers, self.activation, trace)
 
     def mean_local_reparam(self, loc, scale, x, num_particles):
         return local_reparam_mlp(loc, scale, x, self.layers, self.activation, num_particles)
@@ -143,8 +147,8 @@ class LinearGaussianDynamics(DynamicsModel):
         self.prior_scale.fill_(1.0 / math.sqrt(self.input_dim + 1) if ws == "fan_in" else ws)
         self.layers, _ = mlp_layout([self.input_dim, obs_dim])  # W rows then bias: same layout
 
-    def mean(self, theta, x):
-        return batched_mlp(theta, x, self.layers, None)
+    def mean(self, theta, x, trace=None):
+        return batched_mlp(theta, x, self.layers, None, trace)
 
     def mean_local_reparam(self, loc, scale, x, num_particles):
         return local_reparam_mlp(loc, scale, x, self.layers, None, num_particles)

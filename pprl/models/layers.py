@@ -36,15 +36,24 @@ def mlp_layout(sizes: list[int]) -> tuple[list[LayerSlices], int]:
     return layers, offset
 
 
-def batched_mlp(theta: torch.Tensor, x: torch.Tensor, layers: list[LayerSlices], activation) -> torch.Tensor:
+def batched_mlp(theta: torch.Tensor, x: torch.Tensor, layers: list[LayerSlices], activation,
+                trace: list | None = None) -> torch.Tensor:
     """f(x; θ_p) for every particle: ``theta [P, D]``, ``x [N, in]`` (shared by all particles) or
-    ``x [P, N, in]`` (each particle its own inputs) → ``[P, N, out]``."""
+    ``x [P, N, in]`` (each particle its own inputs) → ``[P, N, out]``.
+
+    With ``trace=[]`` each layer appends ``(h, z)``: its input ``h [P, N, in]`` and its
+    pre-activation ``z = h W + b [P, N, out]``. The weight gradient of a loss summed over data
+    points is ``Σ_n h_n ⊗ ∂L/∂z_n``, so (h, ∂L/∂z) carry every per-example gradient in
+    factored form (see :mod:`pprl.inference.info_gain`, second-order method)."""
     P = theta.shape[0]
     h = x if x.dim() == 3 else x.expand(P, *x.shape)
     for i, layer in enumerate(layers):
         w = theta[:, layer.weight].reshape(P, layer.fan_in, layer.fan_out)
         b = theta[:, layer.bias].unsqueeze(1)
-        h = torch.baddbmm(b, h, w)
+        z = torch.baddbmm(b, h, w)
+        if trace is not None:
+            trace.append((h, z))
+        h = z
         if i < len(layers) - 1:
             h = activation(h)
     return h
