@@ -1,6 +1,7 @@
-"""Sample efficiency on sparse MountainCar: VIME vs PPO alone, same learner and budget.
+"""Sample efficiency on sparse-reward tasks: VIME vs PPO alone, same learner and budget.
 
     python benchmarks/vime_sample_efficiency.py --seeds 0 1 2 3 4 --steps 200000 --jobs 2
+    python benchmarks/vime_sample_efficiency.py --env swingup --steps 300000 -o bench_out/swingup
 
 Each (method, seed) run is `pprl.train` in its own process (one torch thread each); runs
 land in OUT/<method>-seed<S>/ and the table (success rate, first-success step per seed) in
@@ -15,10 +16,11 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = {"vime": ROOT / "examples" / "vime_mountaincar.yaml", "ppo": ROOT / "examples" / "ppo_mountaincar.yaml"}
+ENVS = {"mountaincar": "Sparse MountainCar", "swingup": "CartPoleSwingUp"}  # examples/{method}_{env}.yaml
+METHODS = ("vime", "ppo")
 
 
-def run(method: str, seed: int, steps: int, out: str) -> dict:
+def run(method: str, seed: int, steps: int, out: str, env: str = "mountaincar") -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -30,11 +32,13 @@ def run(method: str, seed: int, steps: int, out: str) -> dict:
     if (run_dir / "checkpoint.pt").is_file():
         summary = pprl.train(None, out_dir=run_dir, resume=True, total_steps=steps, progress=False)
     else:
-        summary = pprl.train(SPECS[method], seed=seed, out_dir=run_dir, total_steps=steps, progress=False)
+        summary = pprl.train(ROOT / "examples" / f"{method}_{env}.yaml", seed=seed, out_dir=run_dir, total_steps=steps, progress=False)
     return {"method": method, **summary}
 
 
-def plot(out: Path, results: pd.DataFrame) -> None:
+def plot(out: Path, results: pd.DataFrame, env: str) -> None:
+    """Success rate (MountainCar: the goal is reached or not) or episode return (swing-up: steps
+    spent upright) against env steps, one line per seed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,11 +48,13 @@ def plot(out: Path, results: pd.DataFrame) -> None:
     colors = {"vime": "tab:purple", "ppo": "tab:gray"}
     for _, r in results.iterrows():
         ep = pd.read_csv(out / f"{r['method']}-seed{r['seed']}" / "episodes.csv")
-        rate = ep["success"].astype(float).rolling(20, min_periods=1).mean()
-        ax.plot(ep["env_step"], rate, color=colors[r["method"]], alpha=0.8,
+        column = "success" if env == "mountaincar" else "return"
+        curve = ep[column].astype(float).rolling(20, min_periods=1).mean()
+        ax.plot(ep["env_step"], curve, color=colors[r["method"]], alpha=0.8,
                 label=r["method"] if r["seed"] == results["seed"].min() else None)
-    ax.set(xlabel="env steps", ylabel="success rate (last 20 episodes)",
-           title="Sparse MountainCar: VIME vs PPO alone (one line per seed)", ylim=(-0.02, 1.02))
+    ylabel = "success rate" if env == "mountaincar" else "return"
+    ax.set(xlabel="env steps", ylabel=f"{ylabel} (last 20 episodes)",
+           title=f"{ENVS[env]}: VIME vs PPO alone (one line per seed)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "sample_efficiency.png", dpi=110)
@@ -59,22 +65,25 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--steps", type=int, default=200_000)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--methods", nargs="+", default=["vime", "ppo"], choices=list(SPECS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--env", default="mountaincar", choices=list(ENVS))
     ap.add_argument("-o", "--output", default="bench_out/sample_efficiency")
     args = ap.parse_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(m, s) for m in args.methods for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(run, *zip(*jobs), [args.steps] * len(jobs), [str(out)] * len(jobs)))
+        rows = list(pool.map(run, *zip(*jobs), [args.steps] * len(jobs), [str(out)] * len(jobs),
+                             [args.env] * len(jobs)))
     results = pd.DataFrame(rows)[["method", "seed", "reached_goal", "first_success_step", "success_rate",
-                                  "final_success_rate", "env_steps", "env_steps_per_s", "wall_time_s"]]
+                                  "final_success_rate", "final_return", "env_steps", "env_steps_per_s", "wall_time_s"]]
     results.to_csv(out / "results.csv", index=False)
-    plot(out, results)
+    plot(out, results, args.env)
     print(results.to_string(index=False))
     for method, group in results.groupby("method"):
         print(f"{method}: reached the goal in {int(group['reached_goal'].sum())} of {len(group)} seeds "
-              f"within {args.steps} env steps")
+              f"within {args.steps} env steps; final return {group['final_return'].mean():.1f} "
+              f"± {group['final_return'].std():.1f} (mean ± sd over seeds)")
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def _flow_transform(model: DynamicsModel, spec: InferenceSpec):
             parts.append(Permute(perm.to(model.prior_loc.device)))
         loc = model.prior_loc + model.prior_scale * torch.randn_like(model.prior_scale)
         parts.append(ElementwiseAffine(loc, spec.init_scale))
-        return ComposeTransformModule(parts).to(model.prior_loc.device)
+        return ComposeTransformModule(parts).to(device=model.prior_loc.device, dtype=model.prior_loc.dtype)
 
     return init_transform_fn
 

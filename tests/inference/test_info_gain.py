@@ -90,7 +90,7 @@ def shifted(t, scale):
 def test_factored_second_order_equals_per_transition_gradients(bnn_posterior, pendulum, num_samples):
     """The Gram-form quadratic (no per-transition gradients) equals ½ Σ_d H_d⁻¹ g_nd² computed
     from explicit vmap(grad) gradients, in float64 so the comparison is tight."""
-    from pprl.inference.info_gain import common_noise, gaussian_view
+    from pprl.inference.info_gain import common_noise, posterior_view
 
     _, test = pendulum
     post = pprl.Posterior(bnn_posterior.model.double(), bnn_posterior.guide.double(), bnn_posterior.inference)
@@ -100,7 +100,7 @@ def test_factored_second_order_equals_per_transition_gradients(bnn_posterior, pe
         model = post.model
         x = model.inputs(data.obs.double(), data.act.double())
         y = model.targets(data.obs.double(), data.next_obs.double())
-        view = gaussian_view(post)
+        view = posterior_view(post)
         eps = common_noise(num_samples, view.noise_dim, 0, x.device, x.dtype)
         noise = model.noise_scale.detach()
         factored = ig._second_order(view, x, y, noise, eps)
@@ -109,6 +109,51 @@ def test_factored_second_order_equals_per_transition_gradients(bnn_posterior, pe
         torch.testing.assert_close(factored, explicit, rtol=1e-10, atol=0)
     finally:
         bnn_posterior.model.float(), bnn_posterior.guide.float()
+
+
+def identity_flow_posterior(model, loc, scale):
+    """The flow family at its initialisation (couplings are the identity) with the final affine
+    set to (loc, scale): exactly the mean-field Gaussian N(loc, diag scale²)."""
+    spec = as_inference_spec("flow")
+    guide = rebuild_guide(model, spec)
+    affine = guide.transform.parts[-1]
+    with torch.no_grad():
+        affine.loc.copy_(loc), affine.raw_scale.copy_(scale.expm1().log())
+    return pprl.Posterior(model, guide, spec)
+
+
+def test_flow_update_equals_mean_field_update_when_the_flow_is_gaussian(conjugate):
+    """With identity couplings the flow is the mean-field Gaussian; with whitened antithetic
+    noise its Monte-Carlo KL (and the expected log-likelihood of the linear model) is exact, so
+    the flow update must reproduce the closed-form mean-field update."""
+    model, old, cand, _ = conjugate
+    mf = mean_field_posterior(model, old)
+    flow = identity_flow_posterior(model, mf.guide.locs.theta.detach(), mf.guide.scales.theta.detach())
+    options = {"steps": 20, "num_samples": 64}
+    expected = InfoGain(mf, **options)(cand)
+    got = InfoGain(flow, **options)(cand)
+    assert bool((expected > 1e-3).all())
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=0)
+
+
+@pytest.fixture(scope="module")
+def flow_posterior():
+    """A trained (non-Gaussian) flow posterior of the linear-Gaussian model on 200 transitions."""
+    data = linear_system(300, seed=3)
+    post = pprl.fit(MODEL, {"family": "flow", "steps": 400, "lr": 0.01}, data[:200], seed=0, progress=False)
+    return post, data[200:]
+
+
+def test_flow_info_gain_far_exceeds_near_and_batches_exactly(flow_posterior):
+    """A trained flow: the Monte-Carlo KL is noisy at the 1e-3-nat level (it can dip below 0
+    for uninformative transitions), far transitions must still stand out well above it."""
+    post, test = flow_posterior
+    ig = InfoGain(post, steps=5, num_samples=64, chunk_size=8)
+    near, far = ig(test[:20]), ig(shifted(test[:20], 4.0))
+    assert bool(torch.isfinite(near).all() and torch.isfinite(far).all())
+    assert far.median() > 10 * near.abs().median() and (far > near).float().mean() >= 0.75
+    looped = torch.cat([ig(test[i:i + 1]) for i in range(20)])
+    torch.testing.assert_close(near, looped, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("options", [{"method": "second_order"}, {"solver": "linearized"},
@@ -145,15 +190,17 @@ def test_refit_on_new_data_lowers_their_gain(bnn_posterior, pendulum):
 
 @pytest.mark.parametrize("family, method, message", [
     ("map", "update", "undefined for the 'map' family"),
-    ("flow", "update", "not supported"),
     ("full_rank", "second_order", "mean_field posterior"),
+    ("flow", "second_order", "mean_field posterior"),
+    ("flow", "linearized", "needs solver='gradient'"),
 ])
 def test_unsupported_combinations_fail_clearly(family, method, message):
     model = pprl.build_model(MODEL, 2, 1)
     spec = as_inference_spec(family)
     post = pprl.Posterior(model, rebuild_guide(model, spec), spec)
+    options = {"solver": "linearized"} if method == "linearized" else {"method": method}
     with pytest.raises(ValueError, match=message):
-        InfoGain(post, method=method)
+        InfoGain(post, **options)
 
 
 def test_bad_arguments_fail_clearly(conjugate):
