@@ -20,6 +20,8 @@ from .models.dynamics import BayesianDynamics, DynamicsModel, LinearGaussianDyna
 from .spec import InferenceSpec, ModelSpec, SpecError, load_spec  # noqa: E402
 from .diagnostics.compare import compare  # noqa: E402
 from .inference.info_gain import InfoGain  # noqa: E402
+from .inference.mi import MIEstimate, estimate_mi  # noqa: E402
+from .inference.barber_agakov import barber_agakov  # noqa: E402
 from .rl.experiment import ExperimentSpec, load_experiment  # noqa: E402
 from .rl.train import train  # noqa: E402
 
@@ -27,4 +29,4 @@ __version__ = "0.1.0"
 __all__ = ["Transitions", "collect", "Posterior", "load_posterior", "FitDiverged", "fit",
            "BayesianDynamics", "DynamicsModel", "LinearGaussianDynamics", "build_model",
            "InferenceSpec", "ModelSpec", "SpecError", "load_spec", "compare", "InfoGain",
-           "ExperimentSpec", "load_experiment", "train"]
+           "ExperimentSpec", "load_experiment", "train", "MIEstimate", "estimate_mi", "barber_agakov"]

@@ -1,4 +1,4 @@
-"""The ``pprl`` command line: ``validate | collect | fit | compare | train | demo``.
+"""The ``pprl`` command line: ``validate | collect | fit | compare | train | mi | demo``.
 
 Bad input (a malformed spec, a missing file, an unknown environment) prints one line
 ``pprl: error: ...`` and exits with status 2; nothing already written is touched, because
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -146,6 +147,63 @@ def cmd_train(args) -> int:
     return 0
 
 
+_COLUMNS = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<cols>[^\]]*)\])?$")
+
+
+def _column_group(arrays, specs: list[str], path: str):
+    """``NAME`` (a whole [N] or [N, d] array), ``NAME[a:b]`` or ``NAME[i,j]`` (its columns),
+    several concatenated column-wise → float64 [N, d]."""
+    import numpy as np
+
+    parts = []
+    for spec in specs:
+        m = _COLUMNS.match(spec)
+        if m is None:
+            raise CLIError(f"bad column group {spec!r}: use NAME, NAME[a:b] or NAME[i,j,...]")
+        name, cols = m["name"], m["cols"]
+        if name not in arrays.files:
+            raise CLIError(f"array {name!r} not in {path}; it holds: {', '.join(arrays.files)}")
+        a = np.asarray(arrays[name])
+        if a.ndim not in (1, 2) or not np.issubdtype(a.dtype, np.number):
+            raise CLIError(f"array {name!r} in {path} must be numeric with shape [N] or [N, d], got "
+                           f"{a.dtype} {a.shape}")
+        a = a.reshape(len(a), -1)
+        if cols is not None:
+            try:
+                index = slice(*[int(v) if v else None for v in cols.split(":")]) if ":" in cols \
+                    else [int(v) for v in cols.split(",")]
+                a = a[:, index]
+            except (ValueError, IndexError) as exc:
+                raise CLIError(f"bad columns {spec!r} for {name!r} with {a.shape[1]} columns: {exc}") from None
+            if a.shape[1] == 0:
+                raise CLIError(f"column group {spec!r} selects no columns of {name!r}")
+        parts.append(a.astype(np.float64))
+    if len({len(p) for p in parts}) > 1:
+        raise CLIError(f"column groups {specs} have different numbers of rows")
+    return np.concatenate(parts, 1)
+
+
+def cmd_mi(args) -> int:
+    import numpy as np
+
+    from .inference.mi import estimate_mi
+
+    if not Path(args.data).is_file():
+        raise CLIError(f"no such file: {args.data}")
+    with np.load(args.data) as arrays:
+        x, y = _column_group(arrays, args.x, args.data), _column_group(arrays, args.y, args.data)
+    if len(x) != len(y):
+        raise CLIError(f"--x has {len(x)} rows but --y has {len(y)}")
+    _set_threads(args.threads)
+    est = estimate_mi(x.astype(np.float32), y.astype(np.float32), bound=args.bound, critic=args.critic,
+                      steps=args.steps, batch_size=args.batch_size, lr=args.lr, heldout=args.heldout,
+                      seed=args.seed, device=args.device, progress=not args.quiet)
+    print(f"I({' '.join(args.x)}; {' '.join(args.y)}) = {est}")
+    if args.json:
+        _write_json(Path(args.json), {"x": args.x, "y": args.y, "data": str(args.data), **est.to_dict()})
+    return 0
+
+
 def _print_summary(summary: dict, out: Path) -> None:
     first = summary["first_success_step"]
     print(f"{summary['experiment']} (seed {summary['seed']}): {summary['env_steps']} env steps, "
@@ -268,6 +326,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("mi", help="estimate I(X; Y) between two column groups of an .npz file")
+    p.add_argument("data", help=".npz file")
+    p.add_argument("--x", nargs="+", required=True, metavar="COLS", help="NAME, NAME[a:b] or NAME[i,j] (several: concatenated)")
+    p.add_argument("--y", nargs="+", required=True, metavar="COLS")
+    p.add_argument("--bound", default="infonce", help="infonce, nwj, dv, mine, js, smile, tuba, interpolated")
+    p.add_argument("--critic", default="separable", help="separable, concat or bilinear")
+    p.add_argument("--steps", type=_positive_int, default=2000)
+    p.add_argument("--batch-size", type=_positive_int, default=128, help="K pairs per score matrix")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--heldout", type=_fraction, default=0.2, help="share of pairs held out for the estimate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=_positive_int, default=1)
+    p.add_argument("--json", help="write the estimate (value, stderr, trace) to this JSON file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_mi)
 
     p = sub.add_parser("demo", help="VIME on sparse MountainCar (≈3–5 min); 'demo families' compares "
                                     "variational families on Pendulum-v1")

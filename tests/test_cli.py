@@ -248,3 +248,39 @@ def test_compare_diverging_fit_is_one_error_line(data_file, tmp_path, capsys):
         pytest.fail(f"main raised {type(exc).__name__}: {exc}")
     assert code == 2
     _error_line(capsys.readouterr().err, "non-finite ELBO")
+
+
+# ----------------------------------------------------------------------------- pprl mi
+@pytest.fixture
+def mi_file(tmp_path):
+    """Columns 0:2 and 2:4 of 'data' are 2-d Gaussians with ρ = 0.8: I = −log(1 − 0.64) nats."""
+    import numpy as np
+
+    g = np.random.default_rng(0)
+    x = g.standard_normal((4000, 2))
+    y = 0.8 * x + 0.6 * g.standard_normal((4000, 2))
+    path = tmp_path / "pairs.npz"
+    np.savez(path, data=np.concatenate([x, y], 1), noise=g.standard_normal(4000))
+    return path
+
+
+def test_mi_estimates_between_column_groups(mi_file, tmp_path, capsys):
+    out = tmp_path / "mi.json"
+    assert main(["mi", str(mi_file), "--x", "data[0:2]", "--y", "data[2,3]", "--steps", "800", "--quiet",
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert abs(result["value"] - (-math.log(1 - 0.64))) < 0.15 and len(result["trace"]) == 800
+    assert "nats (infonce, separable" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("x, y, message", [
+    (["nope"], ["noise"], "array 'nope' not in"),
+    (["data[0:2]"], ["data[9]"], "bad columns 'data[9]'"),
+    (["data[0:2"], ["noise"], "bad column group"),
+    (["data[3:3]"], ["noise"], "selects no columns"),
+])
+def test_mi_bad_columns_fail_with_one_line(mi_file, tmp_path, capsys, x, y, message):
+    out = tmp_path / "mi.json"
+    assert main(["mi", str(mi_file), "--x", *x, "--y", *y, "--json", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and not out.exists()
