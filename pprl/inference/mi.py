@@ -91,11 +91,15 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, step
                          f"pairs for training or for the held-out estimate")
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    torch.manual_seed(seed)  # the critic's initial weights
     order = torch.randperm(x.shape[0], generator=gen).to(x.device)
     test, train = order[:n_test], order[n_test:]
-    the_bound = get_bound(bound, **(bound_options or {}))
-    f = make_critic(critic, x.shape[1], y.shape[1], device=device, dtype=dtype, **(critic_options or {}))
+    options = dict(bound_options or {})
+    if bound == "mine":  # its running average lives with the scores
+        options = {"device": x.device, "dtype": dtype, **options}
+    the_bound = get_bound(bound, **options)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
+        torch.manual_seed(seed)
+        f = make_critic(critic, x.shape[1], y.shape[1], device=device, dtype=dtype, **(critic_options or {}))
     optimizer = torch.optim.Adam(f.parameters(), lr=lr)
 
     trace = np.empty(steps)
