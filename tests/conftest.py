@@ -21,3 +21,14 @@ def pendulum():
     """6,000 random-policy Pendulum-v1 transitions split 5,000 / 1,000."""
     data = pprl.collect("Pendulum-v1", 6000, seed=0)
     return data[:5000], data[5000:]
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test with one torch thread (restored afterwards). The networks in these tests are
+    small; on a shared 2-core machine torch's intra-op threads spin-wait and made runs 10–60×
+    slower under load. Use with ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,13 +13,7 @@ from pprl.inference.bounds import (BOUND_NAMES, BOUNDS, MINE, Bound, dv, get_bou
                                    js, js_objective, mine, nwj, smile, tuba)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is fastest and keeps timings stable; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ---------------------------------------------------------------------------------------------

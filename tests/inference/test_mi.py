@@ -14,12 +14,7 @@ from pprl.inference.bounds import infonce, nwj
 from pprl.inference.mi import estimate_mi
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def gaussian_pairs(n, dim, mi, seed, dtype=torch.float64):

@@ -5,12 +5,7 @@ import torch
 from pprl.models.critics import CRITICS, BilinearCritic, ConcatCritic, SeparableCritic, make_critic
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def pair(K=5, dx=3, dy=2, lead=(), dtype=torch.float64, seed=0):

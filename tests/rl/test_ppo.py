@@ -13,15 +13,7 @@ from pprl.spec import SpecError
 SMALL = dict(num_envs=3, num_steps=16, num_minibatches=2, update_epochs=2)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run these tests single-threaded (restored afterwards): the networks are tiny, and on the
-    shared 2-core machine intra-op threads spin-waited: the slow Pendulum test took 770 s of CPU
-    with torch's default 2 threads under load versus ~50 s with one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")  # the slow Pendulum test: ~50 s vs 770 s CPU with 2 threads under load
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
