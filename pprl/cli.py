@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_mi)
 
-    p = sub.add_parser("demo", help="VIME on sparse MountainCar (≈3–5 min); 'demo families' compares "
+    p = sub.add_parser("demo", help="VIME on sparse MountainCar (≈20 s); 'demo families' compares "
                                     "variational families on Pendulum-v1")
     p.add_argument("what", nargs="?", choices=["vime", "families"], default="vime")
     p.add_argument("-o", "--output", default="demo_out")
