@@ -150,17 +150,10 @@ def run_one(bound: str, critic: str, args) -> Dict[str, Any]:
     on_x = args.baseline_on == "x"
     objective, estimate = b.objective, b.estimate
 
-    values: List[torch.Tensor] = []
-    true_mi: List[float] = []
-    levels: List[int] = []
-    step_times: List[float] = []
     clock = time.perf_counter
-    t_run = clock()
-    for level, mi, x_np, y_np in staircase_data.staircase_batches(
-            args.seed, steps_per_level=args.steps_per_level):
-        x = torch.from_numpy(x_np)
-        y = torch.from_numpy(y_np)
 
+    def train_step(x_np, y_np):
+        x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
         t0 = clock()
         scores = f(x, y)                                   # [K, K], scores[i, j] = f(x_i, y_j)
         if baseline is not None:
@@ -182,45 +175,19 @@ def run_one(bound: str, critic: str, args) -> Dict[str, Any]:
         t2 = clock()
         opt.step()
         t3 = clock()
-        step_times.append((t1 - t0) + (t3 - t2))
-        values.append(value)
-        true_mi.append(mi)
-        levels.append(level)
-    wall = clock() - t_run
+        return float(value), (t1 - t0) + (t3 - t2)
 
-    est = torch.stack(values).double().tolist()
-    n_nonfinite = 0
-    for i, v in enumerate(est):
-        if not math.isfinite(v):
-            est[i] = None
-            n_nonfinite += 1
-    times = np.asarray(step_times)
+    record = staircase_data.run_staircase(train_step, args.seed, args.steps_per_level)
     n_params = sum(p.numel() for p in params if p.requires_grad)
     return {
-        "estimates": est,
-        "true_mi": true_mi,
-        "sec_per_step": float(times.mean()),
-        "sec_per_step_median": float(np.median(times)),
+        **record,
         "pprl_name": name,
         "estimate_reported": ESTIMATE_NOTES[bound].format(m=args.mine_momentum, v=args.baseline_on),
         "estimate_source": "bound.estimate(scores.detach()) under no_grad (untimed)" if separate
         else "objective value (obj.detach())",
         "neg_samples": 0 if bound == "infonce" else -1,
         "n_params": int(n_params),
-        "n_nonfinite_estimates": n_nonfinite,
-        "wall_sec": wall,
-        "summary_last50_mean_by_level": _last_k_means(est, levels, true_mi, 50),
     }
-
-
-def _last_k_means(estimates, levels, true_mi, k) -> List[Dict[str, Any]]:
-    out = []
-    for lv in sorted(set(levels)):
-        idx = [i for i, l in enumerate(levels) if l == lv][-k:]
-        vals = [estimates[i] for i in idx if estimates[i] is not None]
-        out.append({"level": lv, "true_mi": true_mi[idx[0]],
-                    "mean_estimate": float(np.mean(vals)) if vals else None, "n_finite": len(vals)})
-    return out
 
 
 def _metadata(args, total_wall: float) -> Dict[str, Any]:

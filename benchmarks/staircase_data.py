@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Iterator, Sequence, Tuple
+import time
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
@@ -89,6 +90,52 @@ def stream_fingerprint(seed: int, n_batches: int = 3, **kwargs) -> str:
         h.update(np.ascontiguousarray(x).tobytes())
         h.update(np.ascontiguousarray(y).tobytes())
     return h.hexdigest()[:16]
+
+
+def run_staircase(train_step: Callable[[np.ndarray, np.ndarray], Tuple[float, float]], seed: int,
+                  steps_per_level: int = STEPS_PER_LEVEL) -> Dict[str, Any]:
+    """One training run over the staircase, the same bookkeeping for every library.
+
+    ``train_step(x, y) -> (estimate, timed_seconds)`` does one optimiser step on a batch and
+    reports the batch estimate and the seconds it spent in the timed part (forward + backward +
+    optimiser step; evaluating a separate estimate is left out). Returns the per-step record
+    the runners write: ``estimates`` (non-finite values as None), ``true_mi``, mean and median
+    ``sec_per_step``, ``n_nonfinite_estimates``, ``wall_sec`` (the whole loop, data included)
+    and ``summary_last50_mean_by_level``.
+    """
+    estimates: List[Any] = []
+    true_mi: List[float] = []
+    levels: List[int] = []
+    times: List[float] = []
+    start = time.perf_counter()
+    for level, mi, x, y in staircase_batches(seed, steps_per_level=steps_per_level):
+        value, seconds = train_step(x, y)
+        value = float(value)
+        estimates.append(value if math.isfinite(value) else None)
+        true_mi.append(mi)
+        levels.append(level)
+        times.append(seconds)
+    wall = time.perf_counter() - start
+    return {
+        "estimates": estimates,
+        "true_mi": true_mi,
+        "sec_per_step": float(np.mean(times)),
+        "sec_per_step_median": float(np.median(times)),
+        "n_nonfinite_estimates": sum(v is None for v in estimates),
+        "wall_sec": wall,
+        "summary_last50_mean_by_level": last_k_means(estimates, levels, true_mi, 50),
+    }
+
+
+def last_k_means(estimates, levels, true_mi, k) -> List[Dict[str, Any]]:
+    """Mean of the last ``k`` finite estimates of every level."""
+    out = []
+    for lv in sorted(set(levels)):
+        idx = [i for i, l in enumerate(levels) if l == lv][-k:]
+        vals = [estimates[i] for i in idx if estimates[i] is not None]
+        out.append({"level": lv, "true_mi": true_mi[idx[0]],
+                    "mean_estimate": float(np.mean(vals)) if vals else None, "n_finite": len(vals)})
+    return out
 
 
 if __name__ == "__main__":  # quick self-check: python benchmarks/staircase_data.py

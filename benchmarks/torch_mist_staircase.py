@@ -69,7 +69,7 @@ import os
 import platform
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import numpy as np
 import torch
@@ -190,19 +190,11 @@ def run_one(bound: str, critic: str, args) -> Dict[str, Any]:
     opt = torch.optim.Adam(est.parameters(), lr=args.lr)
     neg_loss = _estimate_is_neg_loss(est)
 
-    estimates: List[float] = []
-    true_mi: List[float] = []
-    levels: List[int] = []
-    step_times: List[float] = []
-    n_nonfinite = 0
     checked = False
-    t_run = time.perf_counter()
-    for level, mi, x_np, y_np in staircase_data.staircase_batches(
-        args.seed, steps_per_level=args.steps_per_level
-    ):
-        x = torch.from_numpy(x_np)
-        y = torch.from_numpy(y_np)
 
+    def train_step(x_np, y_np):
+        nonlocal checked
+        x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
         t0 = time.perf_counter()
         loss = est.loss(x, y)
         opt.zero_grad()
@@ -222,46 +214,18 @@ def run_one(bound: str, critic: str, args) -> Dict[str, Any]:
         t2 = time.perf_counter()
         opt.step()
         t3 = time.perf_counter()
-        step_times.append((t1 - t0) + (t3 - t2))
+        return value, (t1 - t0) + (t3 - t2)
 
-        if not math.isfinite(value):
-            n_nonfinite += 1
-            value = None
-        estimates.append(value)
-        true_mi.append(mi)
-        levels.append(level)
-    wall = time.perf_counter() - t_run
-
+    record = staircase_data.run_staircase(train_step, args.seed, args.steps_per_level)
     n_params = sum(p.numel() for p in est.parameters() if p.requires_grad)
-    times = np.asarray(step_times)
     return {
-        "estimates": estimates,
-        "true_mi": true_mi,
-        "sec_per_step": float(times.mean()),
-        "sec_per_step_median": float(np.median(times)),
+        **record,
         "torch_mist_name": name,
         "estimate_reported": ESTIMATE_NOTES[bound],
         "estimate_source": "-loss" if neg_loss else "estimator.mutual_information(x, y)",
         "neg_samples": _neg_samples(bound, args.negatives),
         "n_params": int(n_params),
-        "n_nonfinite_estimates": n_nonfinite,
-        "wall_sec": wall,
-        "summary_last50_mean_by_level": _last_k_means(estimates, levels, true_mi, 50),
     }
-
-
-def _last_k_means(estimates, levels, true_mi, k) -> List[Dict[str, Any]]:
-    out = []
-    for lv in sorted(set(levels)):
-        idx = [i for i, l in enumerate(levels) if l == lv][-k:]
-        vals = [estimates[i] for i in idx if estimates[i] is not None]
-        out.append({
-            "level": lv,
-            "true_mi": true_mi[idx[0]],
-            "mean_estimate": float(np.mean(vals)) if vals else None,
-            "n_finite": len(vals),
-        })
-    return out
 
 
 def parse_args(argv=None):
