@@ -46,13 +46,17 @@ def _site(trace, name: str, role: str):
     return trace.nodes[name]
 
 
-def barber_agakov_terms(model, guide, x: str, y: str, num_samples: int, *args, **kwargs) -> torch.Tensor:
+def barber_agakov_terms(model, guide, x: str, y: str, num_samples: int, *args,
+                        max_plate_nesting: int | None = None, **kwargs) -> torch.Tensor:
     """h_n + log q(x_n | y_n) for N = ``num_samples`` joint draws → ``[N]`` nats; its mean is
     the bound. Differentiable in the guide's parameters (and in the model's through a
-    reparameterised x), so ``−terms.mean()`` is a training loss for q."""
+    reparameterised x), so ``−terms.mean()`` is a training loss for q. ``max_plate_nesting``
+    (the model's plate depth) is found by one extra model trace when not given."""
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    dim = -(_max_plate_nesting(model, args, kwargs) + 1)
+    if max_plate_nesting is None:
+        max_plate_nesting = _max_plate_nesting(model, args, kwargs)
+    dim = -(max_plate_nesting + 1)
     with pyro.plate("barber_agakov_samples", num_samples, dim=dim):
         joint = poutine.trace(model).get_trace(*args, **kwargs)
     x_site, y_site = _site(joint, x, "model"), _site(joint, y, "model")
@@ -87,6 +91,7 @@ def barber_agakov(model, guide, x: str, y: str, *args, num_samples: int = 4096, 
     ``trace`` holds the training bound per step.
     """
     pyro.set_rng_seed(seed)
+    kwargs["max_plate_nesting"] = _max_plate_nesting(model, args, kwargs)  # once, not per step
     trace = np.empty(int(steps))
     if steps > 0:
         params = _guide_parameters(guide, model, x, y, args, kwargs)
@@ -119,7 +124,8 @@ def _guide_parameters(guide, model, x, y, args, kwargs) -> list[torch.Tensor]:
             return {name: site["value"] for name, site in captured.trace.nodes.items()}
 
         everything = read_params(lambda: barber_agakov_terms(model, guide, x, y, 2, *args, **kwargs))
-        in_model = read_params(lambda: model(*args, **kwargs))
+        model_kwargs = {k: v for k, v in kwargs.items() if k != "max_plate_nesting"}
+        in_model = read_params(lambda: model(*args, **model_kwargs))
         params = [v.unconstrained() for k, v in everything.items() if k not in in_model]
     if not params:
         raise ValueError("the guide has no trainable parameters; pass steps=0 to only evaluate the bound")
