@@ -5,6 +5,10 @@ r"""pprl's MI bounds on the Gaussian "staircase" of Poole et al. (2019), against
     python benchmarks/mi_staircase.py --critics separable --torch-mist
     python benchmarks/mi_staircase.py --summarize-only [--out-dir DIR]
 
+    # the two libraries side by side, one core each (two processes, same --out-dir):
+    python benchmarks/mi_staircase.py --critics concat &
+    python benchmarks/mi_staircase.py --critics concat --torch-mist --skip-pprl
+
 Setup (Poole et al. 2019, Sec. 5 / Fig. 2): X, Y 20-d correlated Gaussians with true MI
 2, 4, 6, 8, 10 nats, ``--steps-per-level`` (4,000) steps per level, one fresh batch of 64 per
 step from :mod:`staircase_data` (the same deterministic stream torch-mist's runner reads),
@@ -576,6 +580,151 @@ def _figure(pp, tm_e, bounds, critics, spl, meta, path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Across seeds: the bias comparison as a paired statistic
+def _seed_runs(dirs: List[str]):
+    """Load ``(pprl, torch-mist)`` JSON from each run folder; all must share steps per level and
+    have distinct seeds, and torch-mist's seed must match pprl's in each folder."""
+    runs, seeds = [], []
+    for d in dirs:
+        pp = _load(os.path.join(d, "pprl.json"))
+        tm = _load(os.path.join(d, "torch_mist.json"))
+        if pp is None or tm is None:
+            sys.exit(f"{d}: needs both pprl.json and torch_mist.json")
+        if tm["metadata"].get("seed") != pp["metadata"]["seed"]:
+            sys.exit(f"{d}: pprl and torch-mist ran with different seeds")
+        runs.append((pp, tm))
+        seeds.append(pp["metadata"]["seed"])
+    if len(set(seeds)) != len(seeds):
+        sys.exit(f"--summarize-seeds: repeated seeds {seeds}")
+    spl = {pp["metadata"]["steps_per_level"] for pp, tm in runs} | {
+        tm["metadata"]["steps_per_level"] for pp, tm in runs}
+    if len(spl) != 1:
+        sys.exit(f"--summarize-seeds: runs with different steps per level {sorted(spl)}")
+    return runs, seeds, spl.pop()
+
+
+def paired_bias_delta(pprl_means: np.ndarray, tm_means: np.ndarray, true_mi: float):
+    r"""Bias of each library over seeds and the paired difference of their magnitudes.
+
+    With per-seed tail means m_s (pprl) and t_s (torch-mist), the biases are
+    b_p = mean_s m_s − I and b_t = mean_s t_s − I, and Δ = |b_p| − |b_t|. Writing
+    d_s = sgn(b_p)(m_s − I) − sgn(b_t)(t_s − I) gives mean_s d_s = Δ exactly, so the paired
+    standard error of Δ is sd(d)/√n: the seed-to-seed noise the two runs share (same data and
+    initial weights per seed) cancels. Returns ``(b_p, se_p, b_t, se_t, Δ, se_Δ)``.
+    """
+    n = len(pprl_means)
+    bp, bt = pprl_means.mean() - true_mi, tm_means.mean() - true_mi
+    d = np.sign(bp) * (pprl_means - true_mi) - np.sign(bt) * (tm_means - true_mi)
+    se = (lambda v: float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"))
+    return float(bp), se(pprl_means), float(bt), se(tm_means), float(d.mean()), se(d)
+
+
+def summarize_seeds(dirs: List[str], out_dir: str, tie_tol: float = 0.1) -> None:
+    """``seeds.md`` and ``bias_by_seed.png`` in ``out_dir``: for every (bound, critic) that
+    all runs hold for both libraries, the bias per level over seeds and Δ|bias| with its paired
+    standard error. Verdict per level: *better* (Δ ≤ 0), *no worse within noise*
+    (Δ ≤ max(2 se, tie_tol)), else **worse**."""
+    runs, seeds, spl = _seed_runs(dirs)
+    levels = runs[0][0]["metadata"]["levels_nats"]
+    tail = max(1, spl // 4)
+    pairs = [(b, c) for b in DEFAULT_BOUNDS for c in CRITICS
+             if all(c in pp.get(b, {}) and c in tm.get(TM_KEY[b], {}) for pp, tm in runs)]
+    if not pairs:
+        sys.exit("--summarize-seeds: no (bound, critic) pair is in every run for both libraries")
+
+    def tail_means(entry):
+        return [m for (_, m, _, _, _) in _tail_stats(entry, spl, len(levels))]
+
+    L = ["# MI staircase over seeds: pprl vs torch-mist bias\n",
+         f"Seeds {seeds}, {spl} steps per level; per seed the estimate is the mean over the last "
+         f"{tail} steps of each level (as in `summary.md`). bias = mean over seeds − true MI "
+         "(± its standard error over seeds). Δ = |pprl bias| − |torch-mist bias| with its *paired* "
+         "standard error (same seed = same data and initial weights in both libraries, so their "
+         "shared noise cancels; see `paired_bias_delta`). Verdict: better (Δ ≤ 0), no worse "
+         f"(Δ ≤ max(2·se, {tie_tol:g} nats): within noise), else **worse**. A level where a "
+         "torch-mist seed is non-finite counts as better. Runs: "
+         + ", ".join(f"`{d}`" for d in dirs) + ".\n",
+         "| bound | critic | true MI | pprl bias ± se | tm bias ± se | Δ\\|bias\\| ± se | verdict |",
+         "|" + "|".join(["---"] * 7) + "|"]
+    totals = {"better": 0, "no worse": 0, "worse": 0}
+    per_pair = []
+    plot = {}
+    for b, c in pairs:
+        pm = np.array([tail_means(pp[b][c]) for pp, _ in runs])               # [seeds, levels]
+        tmm = np.array([tail_means(tm[TM_KEY[b]][c]) for _, tm in runs])
+        counts = {"better": 0, "no worse": 0, "worse": 0}
+        rows = []
+        for lv, mi in enumerate(levels):
+            if not np.isfinite(tmm[:, lv]).all():
+                verdict, txt = "better", ("nan", "non-finite", "—")
+            elif not np.isfinite(pm[:, lv]).all():
+                verdict, txt = "worse", ("non-finite", "nan", "—")
+            else:
+                bp, sp, bt, st, dl, sd = paired_bias_delta(pm[:, lv], tmm[:, lv], mi)
+                verdict = ("better" if dl <= 0 else
+                           "no worse" if dl <= max(2 * sd if math.isfinite(sd) else 0.0, tie_tol)
+                           else "worse")
+                txt = (f"{bp:+.2f} ± {sp:.2f}", f"{bt:+.2f} ± {st:.2f}", f"{dl:+.2f} ± {sd:.2f}")
+                plot.setdefault((b, c), []).append((mi, bp, sp, bt, st))
+            counts[verdict] += 1
+            rows.append(f"| {b} | {c} | {mi:g} | {txt[0]} | {txt[1]} | {txt[2]} | "
+                        + ("**worse**" if verdict == "worse" else verdict) + " |")
+        L += rows
+        for k in totals:
+            totals[k] += counts[k]
+        per_pair.append(f"| {b} | {c} | {TM_KEY[b]} | {_definition_note(b, c, runs[0][0]['metadata'])} | "
+                        f"{counts['better']} | {counts['no worse']} | {counts['worse']} |")
+    n = sum(totals.values())
+    L += ["\n## Per (bound, critic)\n",
+          "| bound | critic | torch-mist | definitions | better | no worse | worse |",
+          "|" + "|".join(["---"] * 7) + "|", *per_pair,
+          f"\nTotal over {n} (bound, critic, level) cells: better {totals['better']}, no worse within "
+          f"noise {totals['no worse']}, **worse {totals['worse']}**.\n",
+          "![bias by seed](bias_by_seed.png)\n"]
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "seeds.md")
+    with open(path, "w") as fh:
+        fh.write("\n".join(L))
+    print(f"wrote {path}", flush=True)
+    _bias_figure(plot, seeds, os.path.join(out_dir, "bias_by_seed.png"))
+
+
+def _bias_figure(plot, seeds, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bounds = list(dict.fromkeys(b for b, _ in plot))
+    critics = list(dict.fromkeys(c for _, c in plot))
+    fig, axes = plt.subplots(len(critics), len(bounds), figsize=(2.4 * len(bounds), 2.5 * len(critics) + 0.5),
+                             sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for (b, c) in plot:
+        ax = axes[critics.index(c)][bounds.index(b)]
+        ax.set_axis_on()
+        mi, bp, sp, bt, st = (np.array(v) for v in zip(*plot[(b, c)]))
+        ax.errorbar(mi - 0.15, bp, yerr=sp, fmt="o-", color="C0", ms=3, lw=1, capsize=2, label="pprl")
+        ax.errorbar(mi + 0.15, bt, yerr=st, fmt="s--", color="C3", ms=3, lw=1, capsize=2,
+                    label="torch-mist")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_ylim(-16, 12)
+        ax.set_title(f"{b} ({c})", fontsize=9)
+        ax.set_xlabel("true MI (nats)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.2)
+    for r in range(len(critics)):
+        axes[r][0].set_ylabel("bias (nats)\nmean ± se over seeds", fontsize=8)
+    axes[0][0].legend(fontsize=7, frameon=False)
+    fig.suptitle(f"MI staircase: bias over seeds {seeds} (y axis cut at [-16, 12]; numbers in seeds.md)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0)
@@ -593,15 +742,22 @@ def parse_args(argv=None):
                    help="default bench_out/mi_staircase (bench_out/mi_staircase/quick with --quick)")
     p.add_argument("--torch-mist", action="store_true",
                    help="also run benchmarks/torch_mist_staircase.py in its venv (missing pairs only)")
+    p.add_argument("--skip-pprl", action="store_true",
+                   help="do not run pprl (e.g. to run torch-mist in a second process beside a pprl run)")
     p.add_argument("--tie-tol", type=float, default=0.1,
                    help="summary: |bias| differences up to this many nats count as ties")
+    p.add_argument("--summarize-seeds", nargs="+", metavar="RUN_DIR", default=None,
+                   help="compare the two libraries' bias over seeds: one --out-dir per seed, each "
+                   "holding pprl.json and torch_mist.json; writes seeds.md and bias_by_seed.png "
+                   "to --out-dir (default bench_out/mi_staircase/seeds)")
     p.add_argument("--summarize-only", action="store_true",
                    help="only rebuild summary.md and staircase.png from the JSON in --out-dir")
     args = p.parse_args(argv)
     if args.quick:
         args.steps_per_level = 200
     if args.out_dir is None:
-        args.out_dir = os.path.join("bench_out", "mi_staircase", "quick" if args.quick else "")
+        args.out_dir = os.path.join("bench_out", "mi_staircase",
+                                    "seeds" if args.summarize_seeds else "quick" if args.quick else "")
     args.out_dir = os.path.normpath(args.out_dir)
     args.bounds = list(dict.fromkeys(args.bounds))
     args.critics = list(dict.fromkeys(args.critics))
@@ -611,8 +767,12 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.summarize_seeds:
+        summarize_seeds(args.summarize_seeds, args.out_dir, args.tie_tol)
+        return
     if not args.summarize_only:
-        run_pprl(args)
+        if not args.skip_pprl:
+            run_pprl(args)
         if args.torch_mist:
             run_torch_mist(args)
     summarize(args.out_dir, args.tie_tol)
