@@ -19,6 +19,8 @@ x may be discrete (the guide's log-probability is a log-mass) or continuous.
 
 Calling conventions: ``model(*args, **kwargs)`` samples both sites; ``guide(y, *args,
 **kwargs)`` samples (or here: scores) the site ``x`` given the tensor of y values ``[N, ...]``.
+There is no ``device=`` argument: the samples live where the model puts them (its parameters
+and tensor arguments), and the guide must be on the same device.
 """
 from __future__ import annotations
 
