@@ -25,7 +25,8 @@ Bounds (pprl name, options; torch-mist counterpart in its runner's JSON):
 * ``infonce``                       <-> ``infonce``
 * ``nwj``                           <-> ``nwj``
 * ``dv`` (trained on plain DV)      <-> ``dv`` (torch-mist's MINE; it has no plain DV estimator)
-* ``mine`` (momentum 0.9)           <-> ``dv`` (MINE, ``gamma=0.9``: same moving-average rule)
+* ``mine`` (momentum 0.9)           <-> ``dv`` (MINE, ``gamma=0.9``: same moving-average rule;
+  ``--mine-clamp`` (default log 1e4) applies torch-mist's clamp of the batch mean to [1e-4, 1e4])
 * ``js``                            <-> ``js``
 * ``smile`` (clip τ = 5)            <-> ``smile`` (tau 5)
 * ``tuba`` (learned a(y))           <-> ``tuba`` (learned a(x))
@@ -82,6 +83,7 @@ EMBED_DIM = 32
 SMILE_TAU = 5.0
 ALPHA = 0.01
 MINE_MOMENTUM = 0.9  # = torch-mist's MINE gamma (pprl's own default is 0.99)
+MINE_CLAMP = math.log(1e4)  # torch-mist clamps MINE's batch mean of e^f to [1e-4, 1e4] (pprl: off by default)
 LOG_K = math.log(staircase_data.BATCH_SIZE)
 TM_VENV_PY = os.path.join(HERE, ".venv-torch-mist", "bin", "python")
 TM_RUNNER = os.path.join(HERE, "torch_mist_staircase.py")
@@ -90,7 +92,8 @@ ESTIMATE_NOTES = {
     "infonce": "InfoNCE bound (= objective)",
     "nwj": "NWJ bound (= objective)",
     "dv": "DV bound, off-diagonal log-mean-exp (trained on DV itself)",
-    "mine": "DV bound (objective value; MINE moving-average gradient, momentum {m:g})",
+    "mine": "DV bound (objective value; MINE moving-average gradient, momentum {m:g}, "
+    "log-mean clamp {c})",
     "js": "NWJ at critic f+1: 1 + E_p[f] - E_q[e^f] (trained on JS f-GAN objective)",
     "smile": f"DV with off-diagonal scores clipped to [-{SMILE_TAU:g}, {SMILE_TAU:g}] "
     "(trained on JS f-GAN objective)",
@@ -102,6 +105,10 @@ ESTIMATE_NOTES = {
 
 # ---------------------------------------------------------------------------------------------
 # Training (pprl)
+def _mine_clamp(args):
+    return (-args.mine_clamp, args.mine_clamp) if args.mine_clamp > 0 else None
+
+
 def _bound_and_critic(bound: str, critic: str, args):
     """(Bound, critic module, baseline module or None, separate_estimate, description)."""
     from torch import nn
@@ -117,6 +124,7 @@ def _bound_and_critic(bound: str, critic: str, args):
         opts["alpha"] = ALPHA
     elif bound == "mine":
         opts["momentum"] = args.mine_momentum
+        opts["log_mean_clamp"] = _mine_clamp(args)
     b = get_bound(bound, **opts)
     # Construction order as in torch-mist (baseline network first, then the critic; within the
     # separable critic g(x) before h(y)): with the same seed both libraries start from
@@ -186,7 +194,8 @@ def run_one(bound: str, critic: str, args) -> Dict[str, Any]:
     return {
         **record,
         "pprl_name": name,
-        "estimate_reported": ESTIMATE_NOTES[bound].format(m=args.mine_momentum, v=args.baseline_on),
+        "estimate_reported": ESTIMATE_NOTES[bound].format(m=args.mine_momentum, v=args.baseline_on,
+                                                          c=_mine_clamp(args)),
         "estimate_source": "bound.estimate(scores.detach()) under no_grad (untimed)" if separate
         else "objective value (obj.detach())",
         "neg_samples": 0 if bound == "infonce" else -1,
@@ -216,7 +225,8 @@ def _metadata(args, total_wall: float) -> Dict[str, Any]:
         "negatives": "poole",
         "critic_sizes": {"hidden_dims": list(HIDDEN), "separable_embed_dim": EMBED_DIM},
         "bound_options": {"smile_clip": SMILE_TAU, "interpolated_alpha": ALPHA,
-                          "mine_momentum": args.mine_momentum, "baseline_on": args.baseline_on,
+                          "mine_momentum": args.mine_momentum, "mine_log_mean_clamp": _mine_clamp(args),
+                          "baseline_on": args.baseline_on,
                           "baseline_hidden": list(HIDDEN)},
         "data_fingerprint": staircase_data.stream_fingerprint(
             args.seed, steps_per_level=args.steps_per_level),
@@ -372,8 +382,12 @@ def _definition_note(b: str, c: str, meta: Dict[str, Any]) -> str:
     if b == "dv":
         return "differs: pprl trains plain DV, torch-mist MINE"
     if b == "mine":
-        return (f"same (momentum {opts.get('mine_momentum', '?')} = gamma 0.9)"
-                if opts.get("mine_momentum") == 0.9 else "momentum differs from torch-mist's gamma 0.9")
+        clamp = opts.get("mine_log_mean_clamp")
+        same_clamp = clamp is not None and all(abs(abs(v) - MINE_CLAMP) < 1e-9 for v in clamp)
+        if opts.get("mine_momentum") != 0.9:
+            return "momentum differs from torch-mist's gamma 0.9"
+        return ("same (momentum 0.9 = gamma 0.9, batch mean clamped to [1e-4, 1e4])" if same_clamp else
+                f"differs: torch-mist clamps the batch mean of e^f to [1e-4, 1e4], pprl clamp {clamp}")
     if b in ("js", "smile"):
         return ("torch-mist's separable JS loss counts the 64 positives among the negatives"
                 if c == "separable" else "same")
@@ -735,6 +749,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--mine-momentum", type=float, default=MINE_MOMENTUM)
+    p.add_argument("--mine-clamp", type=float, default=MINE_CLAMP,
+                   help="clamp log Ê_q[e^f] to [-C, C] in MINE's running mean (default log 1e4, as "
+                   "torch-mist); 0 turns it off (Belghazi et al.'s rule, pprl's default)")
     p.add_argument("--baseline-on", choices=["y", "x"], default="y",
                    help="what the tuba/interpolated log-baseline reads: y (pprl/Poole: per column) "
                    "or x (torch-mist's orientation, bounds on scores.mT)")

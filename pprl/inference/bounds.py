@@ -183,7 +183,8 @@ def dv(scores: torch.Tensor) -> torch.Tensor:
 
 
 def mine(scores: torch.Tensor, state: torch.Tensor | None = None,
-         momentum: float = 0.99) -> tuple[torch.Tensor, torch.Tensor]:
+         momentum: float = 0.99, log_mean_clamp: tuple[float, float] | None = None
+         ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""MINE (Belghazi et al. 2018): the DV value with a bias-corrected gradient.
 
     The DV gradient ∇E_p[f] − ∇E_q[e^f] / E_q[e^f] divides by a *batch* mean, which biases it.
@@ -194,20 +195,29 @@ def mine(scores: torch.Tensor, state: torch.Tensor | None = None,
     through the surrogate s = E_p[f] − Ê_q[e^f] / stop_grad(m_t). The returned value is
     ``dv(scores).detach() + (s − s.detach())``: its value equals :func:`dv`, its gradient is ∇s.
 
+    DV, and so MINE, is blind to a constant offset of the critic (f + c has the same value), so
+    with a flexible critic the scale of e^f is free to drift. ``log_mean_clamp = (lo, hi)``
+    clamps log Ê_q[e^f] to [lo, hi] before it enters the average (torch-mist clamps the batch
+    mean to [1e−4, 1e4], i.e. lo, hi = ∓log 1e4): once Ê_q[e^f] > e^hi the negatives' gradient
+    e^f / m_t is no longer normalised and pulls the offset back. This is a stabiliser, not
+    part of Belghazi et al.'s rule; the default None leaves the average unclamped.
+
     Args:
         scores: ``[..., K, K]`` critic values.
         state: log m_{t−1}, shape ``[...]`` (detached), or None on the first step.
         momentum: in [0, 1); 0 recovers the plain DV gradient.
+        log_mean_clamp: optional ``(lo, hi)``, lo < hi, limits for log Ê_q[e^f] in the average.
 
     Returns:
         ``(value, new_state)`` with ``new_state = log m_t`` (detached) to pass to the next call.
     """
     _check_scores(scores, "mine")
     m = _check_unit_interval(momentum, "momentum", "mine", upper_open=True)
+    clamp = _check_log_mean_clamp(log_mean_clamp, "mine")
     log_batch = _offdiag_logmeanexp(scores)                 # log Ê_q[e^f]
     value = _diag(scores).mean(-1) - log_batch
     with torch.no_grad():
-        current = log_batch.detach()
+        current = log_batch.detach() if clamp is None else log_batch.detach().clamp(*clamp)
         if state is None:
             new_state = current
         else:
@@ -221,6 +231,18 @@ def mine(scores: torch.Tensor, state: torch.Tensor | None = None,
     return value.detach() + (surrogate - surrogate.detach()), new_state
 
 
+def _check_log_mean_clamp(clamp, fn: str):
+    if clamp is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in clamp)
+    except (TypeError, ValueError):
+        raise ValueError(f"{fn}: log_mean_clamp must be None or a pair (lo, hi), got {clamp!r}") from None
+    if not lo < hi:
+        raise ValueError(f"{fn}: log_mean_clamp needs lo < hi, got {clamp!r}")
+    return lo, hi
+
+
 class MINE(torch.nn.Module):
     r"""Stateful MINE objective: ``MINE(momentum)(scores)`` has the value of :func:`dv` and the
     moving-average-corrected gradient of :func:`mine` (Belghazi et al. 2018).
@@ -232,9 +254,10 @@ class MINE(torch.nn.Module):
     """
 
     def __init__(self, momentum: float = 0.99, batch_shape: tuple[int, ...] = (), *,
-                 device=None, dtype=None):
+                 log_mean_clamp: tuple[float, float] | None = None, device=None, dtype=None):
         super().__init__()
         self.momentum = _check_unit_interval(momentum, "momentum", "MINE", upper_open=True)
+        self.log_mean_clamp = _check_log_mean_clamp(log_mean_clamp, "MINE")
         self.register_buffer("log_running_mean", torch.zeros(tuple(batch_shape), device=device, dtype=dtype))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long, device=device))
 
@@ -245,14 +268,15 @@ class MINE(torch.nn.Module):
                              f"running average of shape {tuple(self.log_running_mean.shape)}; "
                              f"build it with MINE(batch_shape={tuple(scores.shape[:-2])})")
         state = self.log_running_mean if int(self.num_updates) > 0 else None
-        value, new_state = mine(scores, state, self.momentum)
+        value, new_state = mine(scores, state, self.momentum, self.log_mean_clamp)
         if update:
             self.log_running_mean.copy_(new_state)
             self.num_updates += 1
         return value
 
     def extra_repr(self) -> str:
-        return f"momentum={self.momentum}, batch_shape={tuple(self.log_running_mean.shape)}"
+        clamp = "" if self.log_mean_clamp is None else f", log_mean_clamp={self.log_mean_clamp}"
+        return f"momentum={self.momentum}, batch_shape={tuple(self.log_running_mean.shape)}{clamp}"
 
 
 def js_objective(scores: torch.Tensor) -> torch.Tensor:
@@ -397,8 +421,10 @@ def _build_dv() -> Bound:
     return Bound("dv", dv, dv)
 
 
-def _build_mine(momentum: float = 0.99, batch_shape: tuple[int, ...] = (), device=None, dtype=None) -> Bound:
-    return Bound("mine", MINE(momentum, batch_shape, device=device, dtype=dtype), dv)
+def _build_mine(momentum: float = 0.99, batch_shape: tuple[int, ...] = (), log_mean_clamp=None,
+                device=None, dtype=None) -> Bound:
+    return Bound("mine", MINE(momentum, batch_shape, log_mean_clamp=log_mean_clamp, device=device, dtype=dtype),
+                 dv)
 
 
 def _build_js() -> Bound:
@@ -441,7 +467,7 @@ BOUND_NAMES: tuple[str, ...] = tuple(BOUNDS)
 def get_bound(name: str, **options) -> Bound:
     """A fresh :class:`Bound` by name, e.g. ``get_bound("smile", clip=5.0)``.
 
-    Options per name: mine (momentum, batch_shape, device, dtype), smile (clip), tuba
+    Options per name: mine (momentum, batch_shape, log_mean_clamp, device, dtype), smile (clip), tuba
     (log_baseline), interpolated (alpha — required, log_baseline); the others take none.
     Unknown names or options raise ValueError naming what is allowed.
     """

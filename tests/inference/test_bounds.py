@@ -213,6 +213,31 @@ def test_mine_forward_is_dv_and_gradient_moves_with_the_average():
     torch.testing.assert_close(g0, torch.autograd.grad(dv(S), S)[0])
 
 
+def test_mine_log_mean_clamp_anchors_the_offset():
+    # Critic values far above the clamp: the average starts at hi, not at log Ê_q[e^f] = 20, so
+    # each negative's gradient is −e^{f − hi} / (K(K − 1)) instead of DV's −1 / (K(K − 1)).
+    K, hi = 4, math.log(1e4)
+    S = torch.full((K, K), 20.0, dtype=torch.float64, requires_grad=True)
+    est = MINE(momentum=0.9, log_mean_clamp=(-hi, hi), dtype=torch.float64)
+    value = est(S)
+    torch.testing.assert_close(value, dv(S))                     # the value is still DV's
+    assert float(est.log_running_mean) == pytest.approx(hi)
+    (grad,) = torch.autograd.grad(value, S)
+    off = ~torch.eye(K, dtype=torch.bool)
+    torch.testing.assert_close(grad[off], torch.full((K * (K - 1),), -math.exp(20.0 - hi) / (K * (K - 1)),
+                                                     dtype=torch.float64))
+    torch.testing.assert_close(grad.diagonal(), torch.full((K,), 1.0 / K, dtype=torch.float64))
+    # inside [lo, hi] the clamp changes nothing
+    g = torch.Generator().manual_seed(0)
+    plain, clamped = MINE(0.9, dtype=torch.float64), MINE(0.9, log_mean_clamp=(-hi, hi), dtype=torch.float64)
+    for _ in range(3):
+        S = torch.randn(K, K, generator=g, dtype=torch.float64, requires_grad=True)
+        ga = torch.autograd.grad(plain(S), S)[0]
+        gb = torch.autograd.grad(clamped(S), S)[0]
+        torch.testing.assert_close(ga, gb)
+    assert "log_mean_clamp" in repr(clamped)
+
+
 # ---------------------------------------------------------------------------------------------
 # Independent data and closed-form Gaussian MI
 ZERO_CRITIC = {  # the optimal critic when x ⟂ y (log r = 0), per bound
@@ -378,6 +403,8 @@ def test_registry():
     (lambda: get_bound("interpolated", alpha=1.5), "alpha must lie in [0, 1]"),
     (lambda: get_bound("smile", clip=-1.0), "positive"),
     (lambda: get_bound("mine", momentum=1.0), "momentum must lie in [0, 1)"),
+    (lambda: get_bound("mine", log_mean_clamp=(1.0, -1.0)), "needs lo < hi"),
+    (lambda: mine(torch.zeros(3, 3), log_mean_clamp=3.0), "pair (lo, hi)"),
     (lambda: nwj(torch.zeros(3, 4)), "square [..., K, K]"),
     (lambda: nwj(torch.zeros(1, 1)), "K ≥ 2"),
     (lambda: infonce(torch.zeros(3, 3, dtype=torch.long)), "floating point"),
