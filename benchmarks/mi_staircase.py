@@ -4,6 +4,7 @@ r"""pprl's MI bounds on the Gaussian "staircase" of Poole et al. (2019), against
     python benchmarks/mi_staircase.py --torch-mist                  # full: 4,000 steps/level
     python benchmarks/mi_staircase.py --critics separable --torch-mist
     python benchmarks/mi_staircase.py --summarize-only [--out-dir DIR]
+    python benchmarks/mi_staircase.py --summarize-seeds DIR_SEED0 DIR_SEED1 ...   # bias over seeds
 
     # the two libraries side by side, one core each (two processes, same --out-dir):
     python benchmarks/mi_staircase.py --critics concat &
