@@ -59,7 +59,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -208,33 +207,20 @@ def _metadata(args, total_wall: float) -> Dict[str, Any]:
     import torch
 
     import pprl
-    return {
-        "benchmark": "Poole et al. 2019 Gaussian staircase (20-d), pprl",
-        "pprl_version": getattr(pprl, "__version__", "unknown"),
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "threads": args.threads,
-        "seed": args.seed,
-        "steps_per_level": args.steps_per_level,
-        "levels_nats": list(staircase_data.LEVELS),
-        "batch_size": staircase_data.BATCH_SIZE,
-        "dim": staircase_data.DIM,
-        "lr": args.lr,
-        "optimizer": "torch.optim.Adam",
-        "negatives": "poole",
-        "critic_sizes": {"hidden_dims": list(HIDDEN), "separable_embed_dim": EMBED_DIM},
-        "bound_options": {"smile_clip": SMILE_TAU, "interpolated_alpha": ALPHA,
-                          "mine_momentum": args.mine_momentum, "mine_log_mean_clamp": _mine_clamp(args),
-                          "baseline_on": args.baseline_on,
-                          "baseline_hidden": list(HIDDEN)},
-        "data_fingerprint": staircase_data.stream_fingerprint(
-            args.seed, steps_per_level=args.steps_per_level),
-        "timing": "sec_per_step = mean over steps of critic forward + objective + zero_grad + "
+    return staircase_data.run_metadata(
+        args,
+        benchmark="Poole et al. 2019 Gaussian staircase (20-d), pprl",
+        pprl_version=getattr(pprl, "__version__", "unknown"),
+        torch_version=torch.__version__,
+        negatives="poole",
+        critic_sizes={"hidden_dims": list(HIDDEN), "separable_embed_dim": EMBED_DIM},
+        bound_options={"smile_clip": SMILE_TAU, "interpolated_alpha": ALPHA,
+                       "mine_momentum": args.mine_momentum, "mine_log_mean_clamp": _mine_clamp(args),
+                       "baseline_on": args.baseline_on, "baseline_hidden": list(HIDDEN)},
+        timing="sec_per_step = mean over steps of critic forward + objective + zero_grad + "
         "backward + Adam step (data generation and untimed estimate evaluation excluded)",
-        "total_wall_sec": total_wall,
-    }
+        total_wall_sec=total_wall,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

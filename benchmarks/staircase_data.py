@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import platform
 import time
 from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
@@ -144,3 +145,23 @@ if __name__ == "__main__":  # quick self-check: python benchmarks/staircase_data
         assert abs(mi_for_rho(rho) - mi) < 1e-9
         print(f"MI {mi:5.1f} nats -> rho {rho:.6f}")
     print("fingerprint(seed=0):", stream_fingerprint(0), "numpy", np.__version__)
+
+
+def run_metadata(args, **library_fields) -> Dict[str, Any]:
+    """The metadata both runners record (``args``: seed, steps_per_level, threads, lr), with
+    each library's own fields (versions, options, timing note) merged in."""
+    return {
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "threads": args.threads,
+        "seed": args.seed,
+        "steps_per_level": args.steps_per_level,
+        "levels_nats": list(LEVELS),
+        "batch_size": BATCH_SIZE,
+        "dim": DIM,
+        "lr": args.lr,
+        "optimizer": "torch.optim.Adam",
+        "data_fingerprint": stream_fingerprint(args.seed, steps_per_level=args.steps_per_level),
+        **library_fields,
+    }

@@ -66,12 +66,10 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from typing import Any, Dict
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -271,29 +269,17 @@ def main(argv=None) -> None:
             )
             print(f"{bound:>12s} {critic:>9s}  {1e3 * r['sec_per_step']:7.2f} ms/step  "
                   f"wall {r['wall_sec']:6.1f}s  last-50 mean [true:est] {lv}", flush=True)
-    results["metadata"] = {
-        "benchmark": "Poole et al. 2019 Gaussian staircase (20-d), torch-mist peer",
-        "torch_mist_version": torch_mist.__version__,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "threads": args.threads,
-        "seed": args.seed,
-        "steps_per_level": args.steps_per_level,
-        "levels_nats": list(staircase_data.LEVELS),
-        "batch_size": staircase_data.BATCH_SIZE,
-        "dim": staircase_data.DIM,
-        "lr": args.lr,
-        "optimizer": "torch.optim.Adam",
-        "negatives": args.negatives,
-        "critic_sizes": {"hidden_dims": HIDDEN_DIMS, "separable_embed_dim": EMBED_DIM},
-        "data_fingerprint": staircase_data.stream_fingerprint(
-            args.seed, steps_per_level=args.steps_per_level),
-        "timing": "sec_per_step = mean over steps of loss forward + zero_grad + backward + "
+    results["metadata"] = staircase_data.run_metadata(
+        args,
+        benchmark="Poole et al. 2019 Gaussian staircase (20-d), torch-mist peer",
+        torch_mist_version=torch_mist.__version__,
+        torch_version=torch.__version__,
+        negatives=args.negatives,
+        critic_sizes={"hidden_dims": HIDDEN_DIMS, "separable_embed_dim": EMBED_DIM},
+        timing="sec_per_step = mean over steps of loss forward + zero_grad + backward + "
         "Adam step (data generation and untimed estimate evaluation excluded)",
-        "total_wall_sec": time.perf_counter() - t_all,
-    }
+        total_wall_sec=time.perf_counter() - t_all,
+    )
     with open(args.out, "w") as f:
         json.dump(results, f, allow_nan=False)
     print(f"wrote {args.out} ({time.perf_counter() - t_all:.1f}s total)")
