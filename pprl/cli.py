@@ -194,10 +194,17 @@ def cmd_mi(args) -> int:
         x, y = _column_group(arrays, args.x, args.data), _column_group(arrays, args.y, args.data)
     if len(x) != len(y):
         raise CLIError(f"--x has {len(x)} rows but --y has {len(y)}")
+    bound_options = {}
+    if args.mine_clamp is not None:
+        if args.bound != "mine":
+            raise CLIError(f"--mine-clamp applies to --bound mine only, not {args.bound!r}")
+        if not args.mine_clamp > 0:
+            raise CLIError(f"--mine-clamp must be > 0, got {args.mine_clamp}")
+        bound_options["log_mean_clamp"] = (-args.mine_clamp, args.mine_clamp)
     _set_threads(args.threads)
     est = estimate_mi(x.astype(np.float32), y.astype(np.float32), bound=args.bound, critic=args.critic,
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, heldout=args.heldout,
-                      seed=args.seed, device=args.device, progress=not args.quiet)
+                      seed=args.seed, device=args.device, bound_options=bound_options, progress=not args.quiet)
     print(f"I({' '.join(args.x)}; {' '.join(args.y)}) = {est}")
     if args.json:
         _write_json(Path(args.json), {"x": args.x, "y": args.y, "data": str(args.data), **est.to_dict()})
@@ -333,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--y", nargs="+", required=True, metavar="COLS")
     p.add_argument("--bound", default="infonce", help="infonce, nwj, dv, mine, js, smile, tuba, interpolated")
     p.add_argument("--critic", default="separable", help="separable, concat or bilinear")
+    p.add_argument("--mine-clamp", type=float, metavar="C",
+                   help="mine only: clamp log E_q[e^f] to [-C, C] in MINE's running mean "
+                   "(9.21 = log 1e4, torch-mist's value; steadies MINE at high MI)")
     p.add_argument("--steps", type=_positive_int, default=2000)
     p.add_argument("--batch-size", type=_positive_int, default=128, help="K pairs per score matrix")
     p.add_argument("--lr", type=float, default=5e-4)

@@ -273,6 +273,26 @@ def test_mi_estimates_between_column_groups(mi_file, tmp_path, capsys):
     assert "nats (infonce, separable" in capsys.readouterr().out
 
 
+def test_mi_mine_with_clamp(mi_file, tmp_path):
+    out = tmp_path / "mi.json"
+    assert main(["mi", str(mi_file), "--x", "data[0:2]", "--y", "data[2:4]", "--bound", "mine",
+                 "--mine-clamp", "9.21", "--steps", "600", "--quiet", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["bound"] == "mine" and abs(result["value"] - (-math.log(1 - 0.64))) < 0.2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--bound", "nwj", "--mine-clamp", "9"], "--mine-clamp applies to --bound mine only"),
+    (["--bound", "mine", "--mine-clamp", "-1"], "--mine-clamp must be > 0"),
+])
+def test_mi_mine_clamp_errors(mi_file, tmp_path, capsys, extra, message):
+    out = tmp_path / "mi.json"
+    assert main(["mi", str(mi_file), "--x", "data[0:2]", "--y", "data[2:4]", *extra, "--json", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and not out.exists()
+
+
 @pytest.mark.parametrize("x, y, message", [
     (["nope"], ["noise"], "array 'nope' not in"),
     (["data[0:2]"], ["data[9]"], "bad columns 'data[9]'"),
