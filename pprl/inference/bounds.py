@@ -21,7 +21,7 @@ Variational Mutual Information Estimators" (SMILE).
 | infonce      | mean_i[f_ii − log Σ_j e^{f_ij}] + log K  | same                     | log r + c(x)| ≤ log K, so biased once I > log K; low var.   |
 | nwj          | E_p[f] − e^{−1} E_q[e^f]                 | same                     | 1 + log r   | unbiased batch value; variance ~ e^I          |
 | dv           | E_p[f] − log E_q[e^f]                    | same                     | log r + c   | ≥ NWJ; batch value biased (log of a mean)     |
-| mine         | DV                                       | DV, moving-avg. gradient | log r + c   | as DV; less biased gradient                   |
+| mine         | DV                                       | DV, moving-avg. gradient | log r + c   | as DV; less biased gradient; clamp at high I  |
 | js           | NWJ at f + 1                             | JS f-GAN                 | log r       | as NWJ; stable training                       |
 | smile        | E_p[f] − log E_q[e^{clip(f, −τ, τ)}]     | JS f-GAN                 | log r       | bounded variance; biased, not a bound (τ < ∞) |
 | tuba         | 1 + E_p[f − a(y)] − E_q[e^{f − a(y)}]    | same                     | a(y) + log r| as NWJ (NWJ is a = 1)                         |

@@ -102,7 +102,7 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, step
         f = make_critic(critic, x.shape[1], y.shape[1], device=device, dtype=dtype, **(critic_options or {}))
     optimizer = torch.optim.Adam(f.parameters(), lr=lr)
 
-    trace = np.empty(steps)
+    trace = torch.empty(steps, dtype=torch.float64, device=x.device)  # read back once: no per-step sync
     bar = _progress(steps, f"MI ({bound}, {critic})", progress)
     for step in range(steps):
         idx = train[torch.randint(len(train), (batch_size,), generator=gen).to(x.device)]
@@ -112,11 +112,11 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, step
         loss.backward()
         optimizer.step()
         with torch.no_grad():
-            trace[step] = float(the_bound.estimate(scores.detach()))
+            trace[step] = the_bound.estimate(scores.detach())
         if bar is not None:
             bar.update()
             if step % 50 == 0 or step == steps - 1:
-                bar.set_postfix(estimate=f"{trace[max(0, step - 49):step + 1].mean():.3f}")
+                bar.set_postfix(estimate=f"{float(trace[max(0, step - 49):step + 1].mean()):.3f}")
     if bar is not None:
         bar.close()
 
@@ -124,7 +124,7 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, step
         batches = test[: len(test) // batch_size * batch_size].view(-1, batch_size)
         values = the_bound.estimate(f(x[batches], y[batches])).double().cpu().numpy()  # [B] in one pass
     stderr = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
-    return MIEstimate(float(values.mean()), stderr, trace, bound, critic, int(batches.numel()))
+    return MIEstimate(float(values.mean()), stderr, trace.cpu().numpy(), bound, critic, int(batches.numel()))
 
 
 def _progress(total: int, desc: str, enabled: bool):
