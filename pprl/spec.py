@@ -16,6 +16,7 @@ import yaml
 MODEL_TYPES = ("bnn", "linear_gaussian")
 ACTIVATIONS = ("relu", "tanh", "elu", "silu", "softplus")
 TARGETS = ("delta", "next_obs")
+LIKELIHOODS = ("normal", "student_t")
 FAMILIES = ("mean_field", "low_rank", "full_rank", "flow", "map", "laplace")
 GAUSSIAN_FAMILIES = ("mean_field", "low_rank", "full_rank")
 ELBOS = ("plain", "analytic_kl", "renyi")
@@ -46,8 +47,12 @@ class PriorSpec:
 
 @dataclass(frozen=True)
 class LikelihoodSpec:
-    """Gaussian observation noise on the (normalised) target; fixed, or learned as a point estimate."""
+    """Observation noise on the (normalised) target, Gaussian (``normal``) or Student-t with ``df``
+    degrees of freedom (``student_t``: heavy tails, so a rare discontinuity such as a collision
+    does not dominate the fit); its scale fixed, or learned as a point estimate."""
 
+    type: str = "normal"
+    df: float = 4.0
     noise_scale: float = 0.1
     learn_noise: bool = False
 
@@ -70,6 +75,8 @@ class ModelSpec:
         d = dataclasses.asdict(self)
         d["hidden_sizes"] = list(self.hidden_sizes)
         d.pop("source")
+        if self.likelihood.type == "normal":
+            d["likelihood"].pop("df")
         if self.type == "linear_gaussian":
             d.pop("hidden_sizes"), d.pop("activation")
         return d
@@ -215,8 +222,17 @@ def parse_model_spec(data: dict, src: str = "<dict>") -> ModelSpec:
     out["prior"] = PriorSpec(**p)
 
     lik = data.get("likelihood", {})
-    _check_keys(lik, {"noise_scale", "learn_noise"}, "likelihood", src)
+    _check_keys(lik, {"type", "df", "noise_scale", "learn_noise"}, "likelihood", src)
     li: dict[str, Any] = {}
+    if "type" in lik:
+        li["type"] = _check_choice(lik["type"], LIKELIHOODS, "likelihood.type", src)
+        if linear and li["type"] != "normal":
+            raise SpecError(f"{src}: field 'likelihood.type': type 'linear_gaussian' is conjugate only with "
+                            f"Gaussian noise; allowed: normal")
+    if "df" in lik:
+        li["df"] = _check_positive(_check_type(lik["df"], float, "likelihood.df", src), "likelihood.df", src)
+        if li.get("type", "normal") != "student_t":
+            raise SpecError(f"{src}: field 'likelihood.df' needs likelihood.type 'student_t'")
     if "noise_scale" in lik:
         li["noise_scale"] = _check_positive(_check_type(lik["noise_scale"], float, "likelihood.noise_scale",
                                                         src), "likelihood.noise_scale", src)

@@ -38,8 +38,22 @@ def _without_source(spec):
 # ----------------------------------------------------------------------------- shipped specs
 
 def test_shipped_spec_files_are_the_expected_ones():
-    assert [p.name for p in MODEL_FILES] == ["bnn_dynamics.yaml", "linear_gaussian.yaml"]
+    assert [p.name for p in MODEL_FILES] == ["bnn_dynamics.yaml", "bnn_dynamics_student_t.yaml",
+                                             "linear_gaussian.yaml"]
     assert {p.stem for p in INFERENCE_FILES} == set(FAMILIES)
+
+
+def test_student_t_spec_and_its_errors():
+    spec = load_spec("models/bnn_dynamics_student_t.yaml")
+    assert spec.likelihood == LikelihoodSpec(type="student_t", df=4.0, noise_scale=0.1, learn_noise=True)
+    assert parse_model_spec(spec.to_dict()).likelihood == spec.likelihood  # round trip
+    assert "df" not in load_spec("models/bnn_dynamics.yaml").to_dict()["likelihood"]
+    with pytest.raises(SpecError, match="'likelihood.df' needs likelihood.type 'student_t'"):
+        parse_model_spec({"type": "bnn", "likelihood": {"df": 3.0}})
+    with pytest.raises(SpecError, match="'likelihood.type'.*allowed: normal"):
+        parse_model_spec({"type": "linear_gaussian", "likelihood": {"type": "student_t"}})
+    with pytest.raises(SpecError, match="allowed: normal, student_t"):
+        parse_model_spec({"type": "bnn", "likelihood": {"type": "laplace"}})
 
 
 def test_bnn_dynamics_spec():

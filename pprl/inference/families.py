@@ -111,3 +111,37 @@ def guide_mean(guide) -> torch.Tensor:
     if isinstance(guide, (AutoMultivariateNormal, AutoLowRankMultivariateNormal)):
         return guide.loc
     return guide_sample(guide, 1000).mean(0)
+
+
+@torch.no_grad()
+def affine_transform_guide(guide, a: torch.Tensor, c: torch.Tensor) -> None:
+    """Push q(θ) through θ' = a ⊙ θ + c (a > 0) in place: the guide then describes the same
+    distribution in the new coordinates. Every family here is closed under a diagonal affine map:
+    the location becomes a ⊙ loc + c and the per-coordinate scale a ⊙ scale (low_rank's factor and
+    full_rank's unit triangle act after the diagonal scale and stay as they are; the flow's
+    couplings act before its final elementwise affine)."""
+    if isinstance(guide, AutoNormal):
+        _assign(guide.locs, "theta", a * guide.locs.theta + c)
+        _assign(guide.scales, "theta", a * guide.scales.theta)
+    elif isinstance(guide, (AutoMultivariateNormal, AutoLowRankMultivariateNormal)):
+        _assign(guide, "loc", a * guide.loc + c)  # Σ = diag(s) U Uᵀ diag(s) or diag(s)(FFᵀ + I)diag(s)
+        _assign(guide, "scale", a * guide.scale)
+    elif isinstance(guide, AutoDelta):
+        _assign(guide, "theta", a * guide.theta + c)
+    elif isinstance(guide, AutoNormalizingFlow):
+        affine = guide.transform.parts[-1]
+        if not isinstance(affine, ElementwiseAffine):
+            raise TypeError("the flow guide must end in an ElementwiseAffine to be re-expressed")
+        affine.loc.copy_(a * affine.loc + c)
+        affine.raw_scale.copy_(torch.log(torch.expm1(a * affine.scale)))
+    else:
+        raise TypeError(f"cannot re-express a {type(guide).__name__} guide under an affine map")
+
+
+def _assign(module, name: str, value: torch.Tensor) -> None:
+    """Set a guide's parameter, constrained PyroParam or buffer to ``value`` (in place for a
+    plain ``nn.Parameter``, so optimisers and references keep pointing at it)."""
+    if name in module._parameters:
+        module._parameters[name].copy_(value)
+    else:
+        setattr(module, name, value.detach())

@@ -12,9 +12,15 @@ the gradient of their *sum* with respect to N stacked copies of φ is every per-
 gradient in one backward pass; no Python loop over transitions):
 
 * ``method="update", solver="gradient"`` (VIME for general BNNs): ``steps`` steps of
-  gradient descent on (12), preconditioned by the diagonal of the KL term's Hessian at φ
-  (so that a unit step is VIME's Newton step, eq. 13), with a per-transition backtracking
-  line search so that no transition's objective ever increases. The expectation uses
+  gradient descent on (12), preconditioned by the Hessian of the KL term at φ (VIME's Newton
+  step, eq. 13) plus, for the mean, the Gauss–Newton curvature of the transition's likelihood,
+  JᵀR⁻¹J with J = ∂f(x; θ)/∂θ at the posterior mean: by Woodbury the mean's direction is
+  (Σ − ΣJᵀ(R + JΣJᵀ)⁻¹JΣ) g, a damped (Levenberg–Marquardt) step whose unit length is the
+  Kalman update for a linear model; diagonal log-scales likewise get 2 + 2σ_d² Σ_k J_kd²/R_k.
+  Without these terms a surprising transition (residual r ≫ σ) makes the KL-only step
+  overshoot by a factor ~ JΣJᵀ/σ². A per-transition backtracking line
+  search then keeps every transition's objective from increasing, so the result is finite for
+  any finite transition and grows with its surprise. The expectation uses
   ``num_samples`` common random numbers ε shared by all transitions, so rewards of different
   transitions differ by the data, not by Monte-Carlo noise. The KL is closed form for the
   Gaussian families; for the flow family only its final elementwise affine is updated per
@@ -84,11 +90,19 @@ class _LowRank:
                        "log_sd": scale.log()}
         self.rank = self.params["factor"].shape[1]
         self.noise_dim = self.rank + scale.shape[0]
-        self.old = self._dist(self.params)
+        W, d = self.params["factor"], scale.square()
+        self.d_inv_W = W / d[:, None]  # D⁻¹W, [D, r]
+        C = torch.eye(self.rank, dtype=W.dtype, device=W.device) + W.T @ self.d_inv_W  # capacitance
+        self.C_tril = torch.linalg.cholesky(C)
+        self.logdet = d.log().sum() + 2 * self.C_tril.diagonal().log().sum()
+        white = torch.linalg.solve_triangular(self.C_tril, self.d_inv_W.T, upper=False)  # L_C⁻¹ WᵀD⁻¹
+        self.prec_diag = 1 / d - white.square().sum(0)  # diag Σ⁻¹
 
-    def _dist(self, p):
-        return torch.distributions.LowRankMultivariateNormal(p["loc"], p["factor"], p["log_sd"].mul(2).exp(),
-                                                             validate_args=False)
+    def _prec_quad(self, v):
+        """vᵀΣ⁻¹v per column for ``v [n, D, m]`` → ``[n, m]`` (Woodbury through the capacitance)."""
+        d_inv = self.params["log_sd"].mul(-2).exp()
+        u = torch.linalg.solve_triangular(self.C_tril, self.d_inv_W.T @ v, upper=False)  # [n, r, m]
+        return (v.square() * d_inv[:, None]).sum(1) - u.square().sum(1)
 
     def precondition(self, name, g):
         """Natural gradient Σ g for the mean; a fixed ½ (the log-scale curvature) for the rest."""
@@ -99,7 +113,16 @@ class _LowRank:
         return p["loc"][:, None] + torch.einsum("ndr,sr->nsd", p["factor"], z) + p["log_sd"].exp()[:, None] * e
 
     def kl(self, p, eps=None):
-        return torch.distributions.kl_divergence(self._dist(p), self.old)
+        """½[tr Σ⁻¹Σ' + δᵀΣ⁻¹δ − D + log det Σ − log det Σ'], Σ' = W'W'ᵀ + D'; +inf where Σ' is not
+        numerically positive definite (a rejected line-search trial, never an exception)."""
+        W, d = p["factor"], p["log_sd"].mul(2).exp()  # [n, D, r], [n, D]
+        eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
+        L, info = torch.linalg.cholesky_ex(eye + W.transpose(1, 2) @ (W / d[..., None]))
+        logdet_new = d.log().sum(-1) + 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        delta = (p["loc"] - self.params["loc"]).unsqueeze(-1)
+        trace = (self.prec_diag * d).sum(-1) + self._prec_quad(W).sum(-1)
+        kl = 0.5 * (trace + self._prec_quad(delta)[:, 0] - d.shape[-1] + self.logdet - logdet_new)
+        return torch.where(info == 0, kl, torch.full_like(kl, float("inf")))
 
     def cov_times(self, v):
         W = self.params["factor"]
@@ -258,6 +281,9 @@ class InfoGain:
         if method == "second_order" and posterior.family != "mean_field":
             raise ValueError(f"method='second_order' needs the diagonal KL Hessian of a mean_field posterior "
                              f"(VIME eq. 16), not {posterior.family!r}; use method='update'")
+        if method == "update" and solver == "linearized" and posterior.model.spec.likelihood.type != "normal":
+            raise ValueError("solver='linearized' is the closed-form update under a Gaussian likelihood; a "
+                             f"{posterior.model.spec.likelihood.type!r} likelihood needs solver='gradient'")
         if method == "update" and solver == "linearized" and posterior.family == "flow":
             raise ValueError("solver='linearized' is the closed-form update of a Gaussian posterior; the flow "
                              "family needs solver='gradient' (Monte-Carlo KL)")
@@ -270,6 +296,7 @@ class InfoGain:
         self.posterior, self.method, self.solver = posterior, method, solver
         self.steps, self.lr, self.step_size = int(steps), float(lr), float(step_size)
         self.num_samples, self.chunk_size, self.seed = int(num_samples), int(chunk_size), seed
+        self.refits = 0
 
     def __repr__(self):
         how = self.solver if self.method == "update" else f"lambda={self.step_size}"
@@ -302,8 +329,7 @@ class InfoGain:
         n, S = x.shape[0], eps.shape[0]
         theta = view.sample(p, eps).reshape(n * S, -1)
         f = self.posterior.model.mean(theta, x.repeat_interleave(S, 0)[:, None, :]).reshape(n, S, -1)
-        log_lik = torch.distributions.Normal(f, noise).log_prob(y[:, None, :]).sum(-1)
-        return -log_lik.mean(1)
+        return -self.posterior.model.log_likelihood(f, y[:, None, :]).mean(1)
 
     def _second_order(self, view, x, y, noise, eps):
         """½λ² Σ_d H_d⁻¹ g_nd² with g_n the gradient of the expected NLL of transition n at φ.
@@ -327,7 +353,7 @@ class InfoGain:
         with torch.enable_grad():
             theta = (p["loc"] + scale * eps).requires_grad_()  # [S, D]; grad needed only to build the graph
             f = model.mean(theta, x, trace=trace)  # [S, n, k]
-            nll = -torch.distributions.Normal(f, noise).log_prob(y).sum(-1).mean(0)
+            nll = -model.log_likelihood(f, y).mean(0)
             deltas = torch.autograd.grad(nll.sum(), [z for _, z in trace])
         # the summand is symmetric in (s, s'): pairs s ≤ s', off-diagonal ones counted twice
         i, j = torch.triu_indices(S, S, device=x.device)
@@ -351,7 +377,7 @@ class InfoGain:
 
         def nll(loc, log_scale, x1, y1):  # one transition: −(1/S) Σ_s log p(y | x, μ + σ ε_s)
             f = model.mean(loc + log_scale.exp() * eps, x1[None])[:, 0]  # [S, k]
-            return -torch.distributions.Normal(f, noise).log_prob(y1).sum(-1).mean()
+            return -model.log_likelihood(f, y1).mean()
 
         p = view.params
         g_loc, g_log_scale = vmap(grad(nll, argnums=(0, 1)), in_dims=(None, None, 0, 0))(
@@ -361,9 +387,9 @@ class InfoGain:
         return 0.5 * self.step_size ** 2 * quad
 
     def _gradient_update(self, view, x, y, noise, eps, max_backtracks: int = 12):
-        """Preconditioned descent on (12) with a per-transition backtracking line search: a
-        step is tried at the transition's current size and shrunk 4× until the objective does
-        not increase; accepted sizes grow back 2× (up to ``lr``) for the next step."""
+        """Damped-Newton descent on (12) (module docstring) with a per-transition backtracking
+        line search: a step is tried at the transition's current size and shrunk 4× until the
+        objective does not increase; accepted sizes grow back 2× (up to ``lr``) for the next step."""
         n = x.shape[0]
         p = {k: v.expand(n, *v.shape).clone() for k, v in view.params.items()}
         lr = torch.full((n,), self.lr, device=x.device, dtype=x.dtype)
@@ -372,6 +398,20 @@ class InfoGain:
         def objective(params):
             return view.kl(params, eps) + self._nll(view, params, x, y, noise, eps)
 
+        view.sample({k: v[:1] for k, v in p.items()}, eps)  # set up per-call state (the flow's base draws)
+        fisher = self.posterior.model.fisher_precision()
+        var = view.precondition("loc", torch.ones_like(p["loc"][:1]))  # marginal variances σ_d² (diag Σ)
+
+        def direction(name, g, J):
+            d = view.precondition(name, g)
+            if name == "log_scale":  # curvature 2 + 2σ_d² Σ_k J_kd²/R_k; trust region: σ moves ≤ e^±½ per step
+                return (d / (1 + var * (J.square() * fisher[:, None]).sum(1))).clamp(-0.5, 0.5)
+            if name != "loc":
+                return d
+            cov_Jt = view.precondition("loc", J.reshape(-1, J.shape[-1])).reshape(J.shape)  # Σ J_nᵀ, [n, k, D]
+            S = torch.diag_embed(fisher.reciprocal()) + cov_Jt @ J.transpose(1, 2)  # R + JΣJᵀ
+            return d - torch.einsum("nkd,nk->nd", cov_Jt, torch.linalg.solve(S, torch.einsum("nkd,nd->nk", J, d)))
+
         for _ in range(self.steps):
             with torch.enable_grad():
                 p = {k: v.detach().requires_grad_() for k, v in p.items()}
@@ -379,11 +419,14 @@ class InfoGain:
                 grads = torch.autograd.grad(loss.sum(), list(p.values()))
             with torch.no_grad():
                 p = {k: v.detach() for k, v in p.items()}
-                direction = {k: view.precondition(k, g) for k, g in zip(p, grads)}
+                J, _ = self._jacobian(p["loc"], x)  # at each transition's current mean: [n, k, D]
+                step = {k: direction(k, g, J) for k, g in zip(p, grads)}
                 accepted = torch.zeros(n, dtype=torch.bool, device=x.device)
                 for _ in range(max_backtracks):
-                    trial = {k: v - per_row(lr, v) * direction[k] for k, v in p.items()}
-                    ok = (objective(trial) <= loss) & ~accepted
+                    trial = {k: v - per_row(lr, v) * step[k] for k, v in p.items()}
+                    finite = torch.stack([torch.isfinite(v).flatten(1).all(1) for v in trial.values()]).all(0)
+                    trial = {k: torch.where(per_row(finite, v), v, p[k]) for k, v in trial.items()}
+                    ok = (objective(trial) <= loss) & finite & ~accepted  # NaN/inf trials are rejected
                     p = {k: torch.where(per_row(ok, v), trial[k], v) for k, v in p.items()}
                     accepted |= ok
                     if bool(accepted.all()):
@@ -393,19 +436,26 @@ class InfoGain:
         with torch.no_grad():
             return view.kl(p, eps)
 
+    def _jacobian(self, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """J_n = ∂f(x_n; θ_n)/∂θ at ``theta [D]`` (shared) or ``[n, D]`` (one per row of ``x [n, in]``)
+        → (``[n, k, D]``, f ``[n, k]``), one backward pass per output coordinate."""
+        n, k = x.shape[0], self.posterior.model.obs_dim
+        with torch.enable_grad():
+            t = theta.detach().expand(n, -1).clone().requires_grad_()
+            f = self.posterior.model.mean(t, x[:, None, :])[:, 0, :]  # [n, k]
+            J = torch.stack([torch.autograd.grad(f[:, j].sum(), t, retain_graph=j < k - 1)[0]
+                             for j in range(k)], 1)
+        return J, f.detach()
+
     def _linearized(self, view, x, y, noise):
-        model, mu = self.posterior.model, view.params["loc"]
+        model = self.posterior.model
         n, k = x.shape[0], model.obs_dim
-        with torch.enable_grad():  # J_n = ∂f(x_n; θ)/∂θ at μ, one backward pass per output
-            theta = mu.expand(n, -1).clone().requires_grad_()
-            f = model.mean(theta, x[:, None, :])[:, 0, :]  # [n, k]
-            J = torch.stack([torch.autograd.grad(f[:, j].sum(), theta, retain_graph=j < k - 1)[0]
-                             for j in range(k)], 1)  # [n, k, D]
+        J, f = self._jacobian(view.params["loc"], x)  # at μ: [n, k, D], [n, k]
         cov_Jt = view.cov_times(J.reshape(n * k, -1).T).T.reshape(n, k, -1)
         G = torch.bmm(cov_Jt, J.transpose(1, 2)).double()  # J Σ Jᵀ, [n, k, k]
         R = torch.diag_embed(noise.double().square()).expand(n, k, k)
         S = R + G
-        r = (y - f.detach()).double()
+        r = (y - f).double()
         S_inv_G = torch.linalg.solve(S, G)
         S_inv_r = torch.linalg.solve(S, r.unsqueeze(-1))
         mahalanobis = (S_inv_r.transpose(1, 2) @ G @ S_inv_r).reshape(n)
@@ -414,13 +464,20 @@ class InfoGain:
         return ig
 
     # ------------------------------------------------------------------------------ refit
-    def update(self, transitions: Transitions, steps: int = 100, progress: bool = False) -> "InfoGain":
-        """Refit q(θ) on ``transitions`` by SVI, warm-started at the current posterior (VIME Alg. 1)."""
+    def update(self, transitions: Transitions, steps: int = 100, *, lr: float | None = None,
+               seed: int | None = None, progress: bool = False) -> "InfoGain":
+        """Refit q(θ) on ``transitions`` by SVI, warm-started at the current posterior (VIME Alg. 1).
+
+        The model's normalisation first follows the data and q is re-expressed in the new units
+        (:meth:`Posterior.renormalize`); then ``steps`` SVI steps at a constant step size ``lr``
+        (default: the family's final step size ``lr · lr_decay``, where its first fit ended).
+        ``seed`` seeds the refit (default: this object's seed plus the number of refits so far)."""
         from .svi import fit
 
-        self.posterior = fit(self.posterior.model, self.posterior.inference, transitions, steps=steps,
-                             seed=self.seed, device=self.posterior.device, progress=progress,
-                             init=self.posterior)
-        self.seed += 1
+        spec = self.posterior.inference
+        spec = spec.replace(lr=spec.lr * spec.lr_decay if lr is None else float(lr), lr_decay=1.0)
+        self.refits += 1
+        self.posterior = fit(self.posterior.model, spec, transitions, steps=steps,
+                             seed=self.seed + self.refits if seed is None else seed,
+                             device=self.posterior.device, progress=progress, init=self.posterior)
         return self
-

@@ -4,7 +4,8 @@ At the MAP θ̂ the posterior is approximated by N(θ̂, H⁻¹) with
 
     H = Σ_n J_nᵀ diag(σ⁻²) J_n + diag(σ_p⁻²),     J_n = ∂f(x_n; θ)/∂θ |_θ̂,
 
-the GGN of the Gaussian negative log joint (MacKay 1992; Immer et al. 2021). Unlike the exact
+the GGN of the Gaussian negative log joint (for a Student-t likelihood σ⁻² is its Fisher
+information (ν + 1)/((ν + 3)σ²), :meth:`DynamicsModel.fisher_precision`) (MacKay 1992; Immer et al. 2021). Unlike the exact
 Hessian it is positive definite for any network, and for a linear model it *is* the Hessian,
 so the Laplace posterior of :class:`~pprl.models.dynamics.LinearGaussianDynamics` is exact.
 """
@@ -21,7 +22,7 @@ def ggn_precision(model: DynamicsModel, theta: torch.Tensor, x: torch.Tensor, ch
     """H at ``theta [D]`` on inputs ``x [N, in]``, accumulated over chunks of the data
     (each chunk's Jacobian ``[n·out, D]`` comes from one vectorised ``jacrev``)."""
     theta = theta.detach()
-    noise_prec = model.noise_scale.detach().pow(-2)
+    noise_prec = model.fisher_precision()
     H = torch.diag(model.prior_scale.double().pow(-2))  # float64: float32 sums lose definiteness
     for start in range(0, x.shape[0], chunk_size):
         xc = x[start:start + chunk_size]

@@ -10,7 +10,7 @@ import torch
 from ..data import Transitions
 from ..models.dynamics import DynamicsModel, build_model
 from ..spec import InferenceSpec, ModelSpec, parse_inference_spec, parse_model_spec
-from .families import guide_mean, guide_sample, make_guide
+from .families import affine_transform_guide, guide_mean, guide_sample, make_guide
 from .laplace import laplace_guide
 
 FORMAT = "pprl.posterior/1"
@@ -27,7 +27,7 @@ def log_predictive_density(model: DynamicsModel, theta: torch.Tensor, data: Tran
         part = data[start:start + chunk_size]
         x, y = model.inputs(part.obs, part.act), model.targets(part.obs, part.next_obs)
         f = (mean_fn or model.mean)(theta, x)  # [S, n, obs_dim]
-        ll = torch.distributions.Normal(f, model.noise_scale).log_prob(y).sum(-1)  # [S, n]
+        ll = model.log_likelihood(f, y)  # [S, n]
         out.append(torch.logsumexp(ll, 0) - math.log(theta.shape[0]))
     return torch.cat(out) + model.target_norm.log_abs_det()
 
@@ -78,6 +78,16 @@ class Posterior:
         return (f"Posterior(model={self.model.spec.name!r}, family={self.family!r}, "
                 f"D={self.model.param_dim}, steps={len(self.elbo_trace)})")
 
+    def renormalize(self, data: Transitions) -> "Posterior":
+        """Fit the model's normalisation to ``data`` and re-express q(θ) in the new units, in place.
+
+        The model's parameters map as θ' = a ⊙ θ + c (:meth:`DynamicsModel.refit_normalizer`) and
+        q is pushed through that map, so the predictive distribution at any raw input is unchanged;
+        only the prior (declared in normalised units) now sits at the new data's scale."""
+        a, c = self.model.refit_normalizer(data.to(self.device))
+        affine_transform_guide(self.guide, a, c)
+        return self
+
     # ---------------------------------------------------------------- sampling
     def sample_theta(self, num_samples: int) -> torch.Tensor:
         """Draws of the flat weights θ ~ q → ``[num_samples, D]`` (differentiable where q is)."""
@@ -108,7 +118,7 @@ class Posterior:
         theta = self.sample_theta(num_samples)
         y = self.predictive_mean(theta, self.model.inputs(obs.float(), act.float()))
         if noise:
-            y = y + self.model.noise_scale * torch.randn_like(y)
+            y = self.model.likelihood(y).sample()
         return self.model.to_next_obs(obs.float(), y)
 
     def log_predictive(self, transitions: Transitions, num_samples: int = 200) -> float:

@@ -33,7 +33,6 @@ from .laplace import laplace_from_map
 from .posterior import Posterior
 from .families import make_guide
 
-LOG_2PI = math.log(2 * math.pi)
 
 
 class FitDiverged(RuntimeError):
@@ -91,8 +90,7 @@ def analytic_kl_loss(model: DynamicsModel, guide, x: torch.Tensor, y: torch.Tens
         f = model.mean_local_reparam(*theta, x, num_particles)
     else:
         f = model.mean(theta, x)
-    noise = model.noise_scale
-    log_lik = (-0.5 * ((y - f) / noise).square() - noise.log() - 0.5 * LOG_2PI).sum(-1)  # [P, M]
+    log_lik = model.log_likelihood(f, y)  # [P, M]
     return kl - num_data / x.shape[0] * log_lik.sum(-1).mean()
 
 
@@ -157,7 +155,7 @@ def _warm_guide(model: DynamicsModel, spec: InferenceSpec, init: Posterior):
 def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec | str | Path | dict,
         data: Transitions, *, steps: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
         progress: bool = True, out_dir: str | Path | None = None, checkpoint_every: int = 0,
-        init: Posterior | None = None) -> Posterior:
+        init: Posterior | None = None, renormalize: bool = True) -> Posterior:
     """Fit q(θ) of family ``inference`` (a YAML path, a family name or a spec) to ``data``.
 
     The model's normalisation is fitted from ``data`` first. Training is deterministic for a
@@ -167,8 +165,10 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     ``posterior`` holds the last good parameters (also saved to ``out_dir`` when given).
 
     ``init`` warm-starts from a fitted posterior of the same model: its guide continues
-    training (a Laplace posterior restarts its MAP search at its mean) and the model's
-    normalisation is kept, so θ keeps its meaning — VIME's refit on a growing replay pool.
+    training (a Laplace posterior restarts its MAP search at its mean) — VIME's refit on a
+    growing replay pool. With ``renormalize`` (default) the normalisation first follows ``data``
+    and ``init`` is re-expressed in the new units (:meth:`Posterior.renormalize`: the same
+    predictive, so training resumes from the function it had learned, on well-scaled inputs).
     """
     spec = as_inference_spec(inference)
     if not isinstance(model, DynamicsModel):
@@ -191,6 +191,8 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     model.to(device)
     if init is None:
         model.fit_normalizer(data)
+    elif renormalize:
+        init.renormalize(data)
     x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
     N, M = x.shape[0], min(spec.batch_size, x.shape[0])
     units = N * float(model.target_norm.log_abs_det())  # normalised → original nats
@@ -248,3 +250,37 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
         wall = time.perf_counter() - start
     info = {"steps": steps, "seed": seed, "device": str(device), "num_data": N, "wall_time_s": wall}
     return Posterior(model, guide, spec, -losses + units, info)
+
+
+@torch.no_grad()
+def elbo_per_transition(posterior: Posterior, data: Transitions, *, num_particles: int = 4,
+                        max_points: int = 8192, seed: int = 0) -> float:
+    """ELBO(q)/N = (1/N) Σ_n E_q log p(s'_n | s_n, a_n, θ) − KL(q ‖ p)/N on ``data``, in nats of the
+    original next observations per transition.
+
+    The likelihood term is a Monte-Carlo estimate over ``num_particles`` draws θ ~ q and, above
+    ``max_points`` transitions, a uniform subsample (unbiased for the mean). KL is closed form for
+    the Gaussian families, a Monte-Carlo estimate for the flow, and −log p(θ̂) for ``map`` (whose
+    "ELBO" is the log joint). Seeded; the global RNG is left untouched."""
+    model, guide = posterior.model, posterior.guide
+    data = data.to(posterior.device)
+    N = len(data)
+    if N < 1:
+        raise ValueError("elbo_per_transition needs at least one transition")
+    gen = torch.Generator(device=posterior.device).manual_seed(seed)
+    if N > max_points:
+        data = data[torch.randperm(N, generator=gen, device=posterior.device)[:max_points]]
+    with torch.random.fork_rng(devices=[posterior.device] if posterior.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        if isinstance(guide, (AutoNormal, AutoLowRankMultivariateNormal, AutoMultivariateNormal)):
+            kl, theta = _gaussian_kl_and_sample(guide, model.prior_loc, model.prior_scale, num_particles)
+        elif isinstance(guide, AutoDelta):
+            theta = guide.theta.detach()[None]
+            kl = -model.prior().log_prob(theta[0])
+        else:
+            theta = posterior.sample_theta(num_particles).detach()
+            kl = (guide.get_posterior().log_prob(theta) - model.prior().log_prob(theta)).mean()
+    x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
+    f = posterior.predictive_mean(theta, x)  # [P, n, obs_dim]
+    log_lik = model.log_likelihood(f, y).mean(0)  # [n]
+    return float(log_lik.mean() - kl / N + model.target_norm.log_abs_det())

@@ -1,10 +1,10 @@
 """Bayesian dynamics models p(s' | s, a, θ) declared as Pyro models.
 
 Both models have one latent site, ``theta`` ∈ R^D with a Gaussian prior N(0, diag σ_p²), and a
-Gaussian likelihood on a normalised target ``y`` (``s' − s`` or ``s'``) given normalised
-inputs ``x = [s, a]``:
+likelihood on a normalised target ``y`` (``s' − s`` or ``s'``) given normalised inputs
+``x = [s, a]``, Gaussian or (BNN only) Student-t per coordinate:
 
-    θ ~ N(0, diag σ_p²),        y_n | x_n, θ ~ N(f(x_n; θ), diag σ²),   n = 1..N.
+    θ ~ N(0, diag σ_p²),        y_n | x_n, θ ~ N(f(x_n; θ), diag σ²)  or  t_ν(f(x_n; θ), σ),   n = 1..N.
 
 Keeping θ flat makes every variational family a distribution over R^D and makes particles a
 leading batch dimension (see :mod:`pprl.models.layers`).
@@ -53,6 +53,36 @@ class DynamicsModel(PyroModule):
             self.target_norm.fit(self._raw_target(data.obs, data.next_obs))
         return self
 
+    @torch.no_grad()
+    def refit_normalizer(self, data: Transitions) -> tuple[torch.Tensor, torch.Tensor]:
+        """Update the normalisation to ``data`` and return the map θ' = a ⊙ θ + c under which the
+        model represents the same raw-unit function: f'(x; θ') in the new units equals f(x; θ) in
+        the old ones for every raw input, and the raw likelihood noise is unchanged.
+
+        The input centre is kept and only the input scale follows the data (RMS deviation about
+        the centre): a moved input centre would add a weighted sum of first-layer weights to each
+        bias, a map no diagonal family (mean-field, low-rank's diagonal) can represent, while a
+        diagonal a and a shift c of the output biases are exact for every family. Targets get a
+        new mean and scale (output weights scaled by a_out, output biases by a_out and shifted).
+        The prior stays as declared, in the new normalised units. Identity when ``normalize: false``.
+        """
+        a = torch.ones_like(self.prior_loc)
+        c = torch.zeros_like(self.prior_loc)
+        if not self.spec.normalize:
+            return a, c
+        if self.layers is None:
+            raise NotImplementedError(f"{type(self).__name__} cannot re-express its parameters "
+                                      f"for a new normalisation")
+        a_in, _ = self.input_norm.refit(torch.cat([data.obs, data.act], -1), keep_mean=True)
+        a_out, b_out = self.target_norm.refit(self._raw_target(data.obs, data.next_obs))
+        first, last = self.layers[0], self.layers[-1]
+        a[first.weight] = (1.0 / a_in)[:, None].expand(first.fan_in, first.fan_out).reshape(-1)
+        a[last.weight] *= a_out.repeat(last.fan_in)  # row-major [in, out]: column o scaled by a_out[o]
+        a[last.bias] = a_out
+        c[last.bias] = b_out
+        self.noise_scale = a_out * self.noise_scale.detach()
+        return a, c
+
     def _raw_target(self, obs, next_obs):
         return next_obs - obs if self.spec.target == "delta" else next_obs
 
@@ -71,6 +101,27 @@ class DynamicsModel(PyroModule):
         """A one-row (x, y, num_data) on the model's device, to set up a guide's parameters."""
         like = dict(device=self.prior_loc.device, dtype=self.prior_loc.dtype)
         return torch.zeros(1, self.input_dim, **like), torch.zeros(1, self.obs_dim, **like), 1
+
+    # ------------------------------------------------------------------ the likelihood
+    def likelihood(self, f: torch.Tensor) -> torch.distributions.Distribution:
+        """p(y | f) per output coordinate: N(f, σ²), or Student-t(ν, f, σ) when the spec says
+        ``likelihood.type: student_t`` (arguments unchecked: this sits in inner loops)."""
+        if self.spec.likelihood.type == "student_t":
+            return torch.distributions.StudentT(self.spec.likelihood.df, f, self.noise_scale, validate_args=False)
+        return torch.distributions.Normal(f, self.noise_scale, validate_args=False)
+
+    def log_likelihood(self, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """log p(y | f) summed over the output coordinates → ``f.shape[:-1]``."""
+        return self.likelihood(f).log_prob(y).sum(-1)
+
+    def fisher_precision(self) -> torch.Tensor:
+        """The Fisher information of the likelihood about its location, per output: 1/σ² for the
+        Gaussian, (ν + 1)/((ν + 3) σ²) for Student-t (the generalised Gauss–Newton weight)."""
+        prec = self.noise_scale.detach().pow(-2)
+        if self.spec.likelihood.type == "student_t":
+            nu = self.spec.likelihood.df
+            prec = prec * (nu + 1) / (nu + 3)
+        return prec
 
     # ------------------------------------------------------------------ the model
     layers: list | None = None  # MLP-shaped models set their LayerSlices (enables factored gradients)
@@ -102,7 +153,11 @@ class DynamicsModel(PyroModule):
             loc = loc.reshape(*theta.shape[:-2], *loc.shape[-2:])
         subsample = torch.arange(x.shape[0], device=x.device)
         with pyro.plate("data", num_data or x.shape[0], subsample=subsample):
-            return pyro.sample("obs", dist.Normal(loc, self.noise_scale).to_event(1), obs=y)
+            if self.spec.likelihood.type == "student_t":
+                noise = dist.StudentT(self.spec.likelihood.df, loc, self.noise_scale)
+            else:
+                noise = dist.Normal(loc, self.noise_scale)
+            return pyro.sample("obs", noise.to_event(1), obs=y)
 
 
 class BayesianDynamics(DynamicsModel):

@@ -10,6 +10,10 @@ class Normalizer(nn.Module):
 
     The statistics are buffers, so they move with ``.to(device)`` and are saved in the
     model's ``state_dict``. ``min_std`` keeps constant features from dividing by zero.
+
+    :meth:`refit` updates the statistics on new data and returns the affine map
+    ``z_new = a ⊙ z_old + b`` between the old and the new normalised units, so that a model
+    can re-express its parameters and represent the same function of the raw values.
     """
 
     def __init__(self, dim: int, min_std: float = 1e-6):
@@ -23,6 +27,22 @@ class Normalizer(nn.Module):
         self.mean.copy_(values.mean(0))
         self.std.copy_(values.std(0).clamp_min(self.min_std) if len(values) > 1 else torch.ones_like(self.std))
         return self
+
+    @torch.no_grad()
+    def refit(self, values: torch.Tensor, keep_mean: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """New statistics from ``values``; returns ``(a, b)`` with ``z_new = a ⊙ z_old + b``.
+
+        ``keep_mean=True`` keeps the centre and sets the scale to the root-mean-square
+        deviation about it, √(mean (v − centre)²), so that the map is a pure scaling
+        (``b = 0``): z stays O(1) on the new data even where it drifted from the centre."""
+        old_mean, old_std = self.mean.clone(), self.std.clone()
+        if keep_mean:
+            rms = (values - old_mean).square().mean(0).sqrt()
+            self.std.copy_(rms.clamp_min(self.min_std))
+        else:
+            self.fit(values)
+        a = old_std / self.std
+        return a, (old_mean - self.mean) / self.std
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         return (values - self.mean) / self.std

@@ -47,9 +47,11 @@ class IntrinsicSpec:
     num_samples: int = 4              # common random numbers for E_q log p
     replay_size: int = 100_000        # FIFO replay pool
     fit_steps: int = 100              # SVI steps on the replay pool after each iteration
-    fit_lr: float = 0.001             # their step size (the family's lr is for the first fit)
+    fit_lr: float | None = None       # their step size (default: the family's lr · lr_decay)
     initial_fit_steps: int = 500      # SVI steps of the first fit
     median_window: int = 10           # normalise by the mean of the last k batch medians
+    warn_info_gain: float = 10.0      # warn once if a batch's mean info gain exceeds this (nats)
+    warn_elbo_drop: float = 1.0       # warn once if the pool's ELBO/transition falls more in one refit
 
     def eta_at(self, step: int, total_steps: int) -> float:
         if self.eta_schedule == "linear":
@@ -122,7 +124,9 @@ def parse_intrinsic(data: dict | None, src: str, base: Path | None) -> Intrinsic
         if f.name in out or f.name not in data:
             continue
         where, value = f"intrinsic.{f.name}", data[f.name]
-        expected = type(getattr(defaults, f.name))
+        if f.name == "fit_lr" and value is None:  # the family's own final step size
+            continue
+        expected = float if f.name == "fit_lr" else type(getattr(defaults, f.name))
         value = _check_type(value, expected, where, src)
         if f.name == "eta_schedule":
             _check_choice(value, ETA_SCHEDULES, where, src)

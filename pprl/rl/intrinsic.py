@@ -10,6 +10,7 @@ run resumable; ``stats`` reports what the method measured on the last batch.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Protocol
 
 import torch
@@ -17,9 +18,13 @@ import torch
 from ..data import _TENSOR_FIELDS as FIELDS, Transitions
 from ..inference.info_gain import InfoGain
 from ..inference.posterior import Posterior, posterior_from_state
-from ..inference.svi import fit
+from ..inference.svi import elbo_per_transition, fit
 from ..models.dynamics import build_model
 from .experiment import IntrinsicSpec
+
+
+class VIMEHealthWarning(UserWarning):
+    """VIME's posterior no longer models the data it scores (see :class:`VIME`)."""
 
 
 class IntrinsicReward(Protocol):
@@ -83,10 +88,19 @@ class VIME:
     """VIME (Houthooft et al. 2016, Algorithm 1): r_int = KL[q(θ; φ') ‖ q(θ; φ)] / m̄, the
     information gain of each transition about the dynamics posterior (:class:`InfoGain`)
     divided by m̄, the mean of the medians of the last k batches' gains. After each
-    iteration the batch enters a FIFO replay pool and q is refit on the pool by SVI.
+    iteration the batch enters a FIFO replay pool and q is refit on the pool by SVI
+    (:meth:`InfoGain.update`).
 
-    The first batch, before any posterior exists, fits q from scratch (this also fixes the
-    model's input/target normalisation for the rest of the run).
+    The first batch, before any posterior exists, fits q from scratch. Every refit first moves
+    the model's normalisation to the pool and re-expresses q in the new units, so the model keeps
+    seeing O(1) inputs and targets as the agent reaches new states (a normalisation frozen on
+    the first batch leaves later states tens of standard deviations out, and their "information
+    gain" measures that mismatch rather than what the transition teaches).
+
+    Health (``stats``, ``warnings``): the mean information gain of each batch and the ELBO per
+    transition of the pool after each refit (:func:`elbo_per_transition`). A batch mean above
+    ``spec.warn_info_gain`` nats or an ELBO that falls by more than ``spec.warn_elbo_drop`` nats
+    per transition between refits raises one warning each per run.
     """
 
     def __init__(self, spec: IntrinsicSpec, obs_dim: int, act_dim: int, *, seed: int = 0, device="cpu"):
@@ -97,49 +111,63 @@ class VIME:
         self.medians: list[float] = []
         self.stats: dict[str, float] = {}
         self.fits = 0
+        self.last_elbo: float | None = None
+        self.warned: set[str] = set()
 
     def _info_gain(self, posterior: Posterior) -> InfoGain:
         s = self.spec
         return InfoGain(posterior, s.method, solver=s.solver, steps=s.steps, lr=s.lr, step_size=s.step_size,
                         num_samples=s.num_samples, seed=self.seed)
 
-    def _fit(self, data: Transitions, steps: int, init: Posterior | None) -> Posterior:
-        model = init.model if init is not None else build_model(self.spec.model, self.obs_dim, self.act_dim)
-        self.fits += 1
-        inference = self.spec.inference  # warm refits: a smaller, constant step size
-        if init is not None:
-            inference = inference.replace(lr=self.spec.fit_lr, lr_decay=1.0)
-        return fit(model, inference, data, steps=steps, seed=self.seed + self.fits,
-                   device=self.device, progress=False, init=init)
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            warnings.warn(message, VIMEHealthWarning, stacklevel=3)
 
     def reward(self, transitions: Transitions) -> torch.Tensor:
         """Normalised information gain of each transition → ``[N]`` (CPU float32)."""
         if self.info_gain is None:
-            self.info_gain = self._info_gain(self._fit(transitions, self.spec.initial_fit_steps, None))
+            model = build_model(self.spec.model, self.obs_dim, self.act_dim)
+            self.fits += 1
+            posterior = fit(model, self.spec.inference, transitions, steps=self.spec.initial_fit_steps,
+                            seed=self.seed + self.fits, device=self.device, progress=False)
+            self.info_gain = self._info_gain(posterior)
         gain = self.info_gain(transitions).float().cpu()
         self.medians = (self.medians + [float(gain.median())])[-self.spec.median_window:]
         scale = max(sum(self.medians) / len(self.medians), 1e-12)
         self.stats = {"info_gain": float(gain.mean()), "info_gain_median": self.medians[-1]}
+        if not self.stats["info_gain"] <= self.spec.warn_info_gain:
+            self._warn_once("info_gain", f"VIME: mean information gain {self.stats['info_gain']:.4g} nats per "
+                                         f"transition exceeds {self.spec.warn_info_gain:g}: the dynamics posterior "
+                                         f"does not model these transitions (see elbo_per_transition)")
         return gain / scale
 
     def update(self, transitions: Transitions) -> dict[str, float]:
-        """Add the batch to the replay pool and refit q on the pool (warm start)."""
+        """Add the batch to the replay pool, refit q on the pool (warm start) and report the
+        pool's ELBO per transition."""
         self.pool.add(transitions)
-        if self.spec.fit_steps > 0 and self.info_gain is not None:
-            posterior = self._fit(self.pool.contents(), self.spec.fit_steps, self.info_gain.posterior)
-            self.info_gain = self._info_gain(posterior)
-            elbo = posterior.elbo_trace[-10:].mean() / len(self.pool.contents())
-            return {"elbo_per_transition": float(elbo)}
-        return {}
+        if self.spec.fit_steps == 0 or self.info_gain is None:
+            return {}
+        pool = self.pool.contents()
+        self.fits += 1
+        self.info_gain.update(pool, self.spec.fit_steps, lr=self.spec.fit_lr, seed=self.seed + self.fits)
+        elbo = elbo_per_transition(self.info_gain.posterior, pool, seed=self.seed + self.fits)
+        if self.last_elbo is not None and elbo < self.last_elbo - self.spec.warn_elbo_drop:
+            self._warn_once("elbo", f"VIME: the pool's ELBO per transition fell from {self.last_elbo:.4g} to "
+                                    f"{elbo:.4g} nats in one refit (more than {self.spec.warn_elbo_drop:g}): the "
+                                    f"posterior stopped following the data")
+        self.last_elbo = elbo
+        return {"elbo_per_transition": elbo}
 
     def state_dict(self) -> dict:
         posterior = None if self.info_gain is None else self.info_gain.posterior.state()
         return {"posterior": posterior, "pool": self.pool.state_dict(), "medians": list(self.medians),
-                "fits": self.fits}
+                "fits": self.fits, "last_elbo": self.last_elbo}
 
     def load_state_dict(self, state: dict) -> None:
         self.pool.load_state_dict(state["pool"])
         self.medians, self.fits = list(state["medians"]), int(state["fits"])
+        self.last_elbo = state.get("last_elbo")
         if state["posterior"] is not None:
             self.info_gain = self._info_gain(posterior_from_state(state["posterior"], self.device))
 

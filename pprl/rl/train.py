@@ -154,7 +154,7 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
                    "success_rate": float(np.mean([e["success"] for e in recent])) if recent else 0.0,
                    "extrinsic_reward": float(rollout.rewards.sum()), "eta": eta,
                    "intrinsic_mean": float(r_int.mean()),
-                   "info_gain": getattr(intrinsic, "stats", {}).get("info_gain", float("nan")), **stats}
+                   "info_gain": float("nan"), **getattr(intrinsic, "stats", {}), **stats}
             rows.append(row)
             bar.update(batch)
             bar.set_postfix(ret=f"{row['return_mean']:.3g}", success=f"{row['success_rate']:.2f}",
