@@ -11,6 +11,7 @@ import json
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .data import Transitions, collect
@@ -218,6 +219,10 @@ def _print_summary(summary: dict, out: Path) -> None:
           f"(last 10%: {summary['final_success_rate']:.2f}), first success at "
           f"{'step ' + str(first) if first is not None else 'never'}, "
           f"{summary['env_steps_per_s']:.0f} env steps/s")
+    if summary.get("final_info_gain") is not None:
+        elbo = summary.get("final_elbo_per_transition")
+        print(f"dynamics model at the end: mean info gain {summary['final_info_gain']:.3g} nats/transition"
+              + (f", replay-pool ELBO {elbo:.3g} nats/transition" if elbo is not None else ""))
     print(f"wrote {out}/metrics.csv, learning_curve.png, checkpoint.pt, summary.json")
 
 
@@ -369,10 +374,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"pprl: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # pprl's own warnings as one line each (restored on exit)
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except (CLIError, SpecError, FileNotFoundError, FileExistsError, ValueError, FitDiverged) as exc:
         print(f"pprl: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -60,19 +60,33 @@ def _summarise(episodes: pd.DataFrame, metrics: pd.DataFrame, spec: ExperimentSp
         "final_return": float(last["return"].mean()) if n else None,
         "env_steps_per_s": steps / wall if wall > 0 else None,
         "wall_time_s": wall,
+        **{f"final_{k}": _last(metrics, k) for k in HEALTH},
     }
 
 
+HEALTH = ("info_gain", "elbo_per_transition")  # the intrinsic model's health, per iteration
+
+
+def _last(metrics: pd.DataFrame, column: str) -> float | None:
+    """The last finite value of a metrics column (None if there is none)."""
+    if column not in metrics:
+        return None
+    values = metrics[column].dropna()
+    return float(values.iloc[-1]) if len(values) else None
+
+
 def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Path, title: str) -> Path:
-    """Episode returns (points and a rolling mean), success rate and mean information gain
-    against env steps."""
+    """Episode returns (points and a rolling mean) and success rate against env steps, plus the
+    intrinsic model's health where it has one: the mean information gain of each batch (log
+    scale) and the replay pool's ELBO per transition after each refit."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    show_ig = "info_gain" in metrics and metrics["info_gain"].notna().any()
-    fig, axes = plt.subplots(1, 3 if show_ig else 2, figsize=(13 if show_ig else 9, 3.4))
+    health = [k for k in HEALTH if k in metrics and metrics[k].notna().any()]
+    fig, axes = plt.subplots(1, 2 + len(health), figsize=(4.4 * (2 + len(health)), 3.4), squeeze=False)
+    axes = axes[0]
     ax = axes[0]
     if len(episodes):
         ax.scatter(episodes["env_step"], episodes["return"], s=4, alpha=0.3, color="tab:blue", label="episode")
@@ -83,10 +97,14 @@ def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Pat
     ax = axes[1]
     ax.plot(metrics["env_steps"], metrics["success_rate"], color="tab:green")
     ax.set(xlabel="env steps", ylabel="success rate (last 20 episodes)", ylim=(-0.02, 1.02))
-    if show_ig:
-        ax = axes[2]
-        ax.plot(metrics["env_steps"], metrics["info_gain"], color="tab:purple")
-        ax.set(xlabel="env steps", ylabel="mean info gain (nats)", yscale="log")
+    labels = {"info_gain": ("mean info gain (nats / transition)", "tab:purple"),
+              "elbo_per_transition": ("pool ELBO (nats / transition)", "tab:orange")}
+    for ax, key in zip(axes[2:], health):
+        ylabel, color = labels[key]
+        ax.plot(metrics["env_steps"], metrics[key], color=color, marker=".", ms=3)
+        ax.set(xlabel="env steps", ylabel=ylabel)
+        if key == "info_gain":
+            ax.set_yscale("log")
     fig.tight_layout()
     _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
@@ -157,8 +175,9 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
                    "info_gain": float("nan"), **getattr(intrinsic, "stats", {}), **stats}
             rows.append(row)
             bar.update(batch)
+            health = {k: f"{row[k]:.3g}" for k in HEALTH if k in row and math.isfinite(row[k])}
             bar.set_postfix(ret=f"{row['return_mean']:.3g}", success=f"{row['success_rate']:.2f}",
-                            ig=f"{row['info_gain']:.3g}", refresh=False)
+                            **{("ig" if k == "info_gain" else "elbo"): v for k, v in health.items()}, refresh=False)
             if checkpoint_every and len(rows) % checkpoint_every == 0:
                 _save_checkpoint(ckpt_path, _checkpoint(spec, seed, ppo, intrinsic, rows, episodes))
     except KeyboardInterrupt:  # keep what was learned: the run continues with resume
