@@ -84,6 +84,24 @@ def main() -> None:
         print(f"{method}: reached the goal in {int(group['reached_goal'].sum())} of {len(group)} seeds "
               f"within {args.steps} env steps; final return {group['final_return'].mean():.1f} "
               f"± {group['final_return'].std():.1f} (mean ± sd over seeds)")
+        first = group["first_success_step"].fillna(args.steps).to_numpy(float)  # never = the budget
+        for name, values in (("final success rate", group["final_success_rate"].to_numpy(float)),
+                             ("final return", group["final_return"].to_numpy(float)),
+                             ("first success step (never = budget)", first)):
+            iqm, lo, hi = iqm_ci(values)
+            print(f"    {name}: IQM {iqm:.3g} [95% bootstrap CI {lo:.3g}, {hi:.3g}]")
+
+
+def iqm_ci(values, reps: int = 5000, seed: int = 0) -> tuple[float, float, float]:
+    """Interquartile mean over seeds (the mean of the middle 50%, rliable's aggregate; Agarwal et
+    al. 2021) with a percentile bootstrap 95% interval from resampling seeds with replacement."""
+    import numpy as np
+    from scipy.stats import trim_mean
+
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    boot = trim_mean(values[rng.integers(0, len(values), (reps, len(values)))], 0.25, axis=1)
+    return float(trim_mean(values, 0.25)), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
 
 
 if __name__ == "__main__":

@@ -59,19 +59,19 @@ def _gaussian_kl_and_sample(guide, prior_loc, prior_scale, num_particles, draw=T
     if isinstance(guide, AutoNormal):
         loc, s = guide.locs.theta, guide.scales.theta
         var, logdet = s.square(), 2 * s.log().sum()
-        theta = loc + s * torch.randn(num_particles, loc.shape[-1], device=loc.device) if draw else (loc, s)
+        theta = loc + s * torch.randn(num_particles, loc.shape[-1], device=loc.device, dtype=loc.dtype) if draw else (loc, s)
     elif isinstance(guide, AutoLowRankMultivariateNormal):
         loc, s, F = guide.loc, guide.scale, guide.cov_factor
         var = s.square() * (F.square().sum(-1) + 1)
-        eye = torch.eye(F.shape[-1], device=F.device)
+        eye = torch.eye(F.shape[-1], device=F.device, dtype=F.dtype)
         logdet = 2 * s.log().sum() + torch.logdet(eye + F.T @ F)
-        eps_r = torch.randn(num_particles, F.shape[-1], device=loc.device)
-        theta = loc + s * (eps_r @ F.T + torch.randn(num_particles, loc.shape[-1], device=loc.device))
+        eps_r = torch.randn(num_particles, F.shape[-1], device=loc.device, dtype=loc.dtype)
+        theta = loc + s * (eps_r @ F.T + torch.randn(num_particles, loc.shape[-1], device=loc.device, dtype=loc.dtype))
     elif isinstance(guide, AutoMultivariateNormal):
         loc, s, U = guide.loc, guide.scale, guide.scale_tril
         var = s.square() * U.square().sum(-1)
         logdet = 2 * s.log().sum()
-        theta = loc + s * (torch.randn(num_particles, loc.shape[-1], device=loc.device) @ U.T)
+        theta = loc + s * (torch.randn(num_particles, loc.shape[-1], device=loc.device, dtype=loc.dtype) @ U.T)
     else:
         raise TypeError(f"no closed-form KL for {type(guide).__name__}")
     p_var = prior_scale.square()

@@ -28,6 +28,7 @@ from .ppo import PPOConfig
 REPO = Path(__file__).resolve().parents[2]
 INTRINSIC_TYPES = ("none", "vime")
 ETA_SCHEDULES = ("constant", "linear")
+BONUS_SCALES = ("recent", "peak")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class IntrinsicSpec:
     fit_lr: float | None = None       # their step size (default: the family's lr · lr_decay)
     initial_fit_steps: int = 500      # SVI steps of the first fit
     median_window: int = 10           # normalise by the mean of the last k batch medians
+    bonus_scale: str = "recent"       # divide by that mean (recent, VIME) or by its running max (peak)
     warn_info_gain: float = 10.0      # warn once if a batch's mean info gain exceeds this (nats)
     warn_elbo_drop: float = 1.0       # warn once if the pool's ELBO/transition falls more in one refit
 
@@ -130,6 +132,8 @@ def parse_intrinsic(data: dict | None, src: str, base: Path | None) -> Intrinsic
         value = _check_type(value, expected, where, src)
         if f.name == "eta_schedule":
             _check_choice(value, ETA_SCHEDULES, where, src)
+        elif f.name == "bonus_scale":
+            _check_choice(value, BONUS_SCALES, where, src)
         elif f.name == "method":
             _check_choice(value, METHODS, where, src)
         elif f.name == "solver":

@@ -87,7 +87,12 @@ class ReplayPool:
 class VIME:
     """VIME (Houthooft et al. 2016, Algorithm 1): r_int = KL[q(θ; φ') ‖ q(θ; φ)] / m̄, the
     information gain of each transition about the dynamics posterior (:class:`InfoGain`)
-    divided by m̄, the mean of the medians of the last k batches' gains. After each
+    divided by m̄, the mean of the medians of the last k batches' gains (VIME's rule,
+    ``bonus_scale: recent``), or by the largest such m̄ seen so far (``bonus_scale: peak``). The
+    recent rule keeps the bonus at ~1 per transition however little is left to learn, so a
+    positive bonus summed over a long episode outweighs a sparse goal reward that ends the
+    episode, and the agent learns to avoid the goal; the peak rule lets the bonus fade as the
+    information gain does. After each
     iteration the batch enters a FIFO replay pool and q is refit on the pool by SVI
     (:meth:`InfoGain.update`).
 
@@ -109,6 +114,7 @@ class VIME:
         self.pool = ReplayPool(spec.replay_size)
         self.info_gain: InfoGain | None = None
         self.medians: list[float] = []
+        self.peak_scale = 0.0
         self.stats: dict[str, float] = {}
         self.fits = 0
         self.last_elbo: float | None = None
@@ -134,8 +140,10 @@ class VIME:
             self.info_gain = self._info_gain(posterior)
         gain = self.info_gain(transitions).float().cpu()
         self.medians = (self.medians + [float(gain.median())])[-self.spec.median_window:]
-        scale = max(sum(self.medians) / len(self.medians), 1e-12)
-        self.stats = {"info_gain": float(gain.mean()), "info_gain_median": self.medians[-1]}
+        recent = sum(self.medians) / len(self.medians)
+        self.peak_scale = max(self.peak_scale, recent)
+        scale = max(recent if self.spec.bonus_scale == "recent" else self.peak_scale, 1e-12)
+        self.stats = {"info_gain": float(gain.mean()), "info_gain_median": self.medians[-1], "bonus_scale": scale}
         if not self.stats["info_gain"] <= self.spec.warn_info_gain:
             self._warn_once("info_gain", f"VIME: mean information gain {self.stats['info_gain']:.4g} nats per "
                                          f"transition exceeds {self.spec.warn_info_gain:g}: the dynamics posterior "
@@ -162,12 +170,12 @@ class VIME:
     def state_dict(self) -> dict:
         posterior = None if self.info_gain is None else self.info_gain.posterior.state()
         return {"posterior": posterior, "pool": self.pool.state_dict(), "medians": list(self.medians),
-                "fits": self.fits, "last_elbo": self.last_elbo}
+                "peak_scale": self.peak_scale, "fits": self.fits, "last_elbo": self.last_elbo}
 
     def load_state_dict(self, state: dict) -> None:
         self.pool.load_state_dict(state["pool"])
         self.medians, self.fits = list(state["medians"]), int(state["fits"])
-        self.last_elbo = state.get("last_elbo")
+        self.last_elbo, self.peak_scale = state.get("last_elbo"), float(state.get("peak_scale", 0.0))
         if state["posterior"] is not None:
             self.info_gain = self._info_gain(posterior_from_state(state["posterior"], self.device))
 

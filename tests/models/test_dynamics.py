@@ -1,6 +1,8 @@
 """Dynamics models: batched evaluation, local reparameterisation, priors, normalisation."""
 import math
 
+import pyro
+import pytest
 import torch
 
 import pprl
@@ -69,3 +71,20 @@ def test_pyro_model_vectorises_over_particles():
     trace.compute_log_prob()
     # the data plate scales the likelihood by N/M = 100/10
     assert trace.nodes["obs"]["scale"] == 10.0
+
+
+def test_student_t_likelihood_matches_scipy_and_the_pyro_model():
+    from scipy.stats import t as student_t
+
+    spec = {"type": "bnn", "hidden_sizes": [8], "likelihood": {"type": "student_t", "df": 3.0, "noise_scale": 0.3}}
+    model = pprl.build_model(spec, 2, 1).double()
+    f, y = torch.randn(5, 2, dtype=torch.float64), 3 * torch.randn(5, 2, dtype=torch.float64)
+    expected = student_t.logpdf(y.numpy(), df=3.0, loc=f.numpy(), scale=0.3).sum(-1)
+    torch.testing.assert_close(model.log_likelihood(f, y), torch.from_numpy(expected))
+    assert float(model.fisher_precision()[0]) == pytest.approx((3 + 1) / ((3 + 3) * 0.09))
+    x = torch.randn(5, 3, dtype=torch.float64)
+    theta = model.prior().sample()
+    trace = pyro.poutine.trace(pyro.poutine.condition(model, {"theta": theta})).get_trace(x, y)
+    obs = trace.nodes["obs"]
+    mean = model.mean(theta[None], x)[0]
+    torch.testing.assert_close(obs["fn"].log_prob(y).sum(), model.log_likelihood(mean, y).sum())

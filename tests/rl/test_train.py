@@ -8,7 +8,7 @@ import torch
 import pprl
 from pprl.cli import main
 from pprl.rl.experiment import load_experiment
-from pprl.rl.intrinsic import VIME, ReplayPool
+from pprl.rl.intrinsic import VIME, ReplayPool, VIMEHealthWarning
 from pprl.spec import SpecError
 from tests.conftest import linear_system
 
@@ -122,3 +122,28 @@ def test_cli_train_and_errors(tmp_path, capsys):
     assert not (tmp_path / "bad_run").exists()  # nothing written for a bad spec
     assert main(["train", "--resume", str(tmp_path / "nowhere"), "--quiet"]) == 2
     assert "no checkpoint.pt" in capsys.readouterr().err
+
+
+def test_vime_health_warning_is_raised_once_and_summary_records_health(tmp_path):
+    spec = with_intrinsic(warn_info_gain=1e-9)  # every batch is "too informative"
+    with pytest.warns(VIMEHealthWarning) as record:
+        summary = pprl.train(spec, seed=0, out_dir=tmp_path / "run", progress=False)
+    assert sum("mean information gain" in str(w.message) for w in record) == 1
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert summary["final_info_gain"] == pytest.approx(metrics["info_gain"].iloc[-1])
+    assert summary["final_elbo_per_transition"] == pytest.approx(metrics["elbo_per_transition"].iloc[-1])
+
+
+def test_peak_bonus_scale_divides_by_the_largest_recent_median():
+    spec = load_experiment(with_intrinsic(median_window=1, bonus_scale="peak", fit_steps=0)).intrinsic
+    data = pprl.collect("pprl/SparseMountainCar-v0", 1536, seed=0)
+    vime = VIME(spec, data.obs_dim, data.act_dim, seed=0)
+    medians, rewards = [], []
+    for part in (data[:512], data[512:1024], data[1024:]):
+        raw = vime.info_gain(part).float() if vime.info_gain is not None else None
+        rewards.append(vime.reward(part))
+        raw = vime.info_gain(part).float() if raw is None else raw
+        medians.append(float(raw.median()))
+        torch.testing.assert_close(rewards[-1], raw / max(medians))
+    with pytest.raises(SpecError, match="allowed: recent, peak"):
+        load_experiment(with_intrinsic(bonus_scale="max"))
