@@ -52,8 +52,8 @@ class IntrinsicSpec:
     initial_fit_steps: int = 500      # SVI steps of the first fit
     median_window: int = 10           # normalise by the mean of the last k batch medians
     bonus_scale: str = "recent"       # divide by that mean (recent, VIME) or by its running max (peak)
-    warn_info_gain: float = 10.0      # warn once if a batch's mean info gain exceeds this (nats)
-    warn_elbo_drop: float = 1.0       # warn once if the pool's ELBO/transition falls more in one refit
+    warn_info_gain: float = 30.0      # warn once if a batch's mean info gain exceeds this (nats)
+    warn_elbo_drop: float = 5.0       # warn once if the pool's ELBO/transition falls more in one refit
 
     def eta_at(self, step: int, total_steps: int) -> float:
         if self.eta_schedule == "linear":

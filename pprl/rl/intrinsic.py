@@ -90,17 +90,14 @@ class VIME:
     divided by m̄, the mean of the medians of the last k batches' gains (VIME's rule,
     ``bonus_scale: recent``), or by the largest such m̄ seen so far (``bonus_scale: peak``). The
     recent rule keeps the bonus at ~1 per transition however little is left to learn, so a
-    positive bonus summed over a long episode outweighs a sparse goal reward that ends the
-    episode, and the agent learns to avoid the goal; the peak rule lets the bonus fade as the
-    information gain does. After each
-    iteration the batch enters a FIFO replay pool and q is refit on the pool by SVI
-    (:meth:`InfoGain.update`).
+    positive bonus summed over a long episode can outweigh a sparse goal reward that ends the
+    episode; the peak rule lets the bonus fade as the information gain does.
 
-    The first batch, before any posterior exists, fits q from scratch. Every refit first moves
-    the model's normalisation to the pool and re-expresses q in the new units, so the model keeps
-    seeing O(1) inputs and targets as the agent reaches new states (a normalisation frozen on
-    the first batch leaves later states tens of standard deviations out, and their "information
-    gain" measures that mismatch rather than what the transition teaches).
+    After each iteration the batch enters a FIFO replay pool and q is refit on the pool by SVI
+    (:meth:`InfoGain.update`); the first batch, before any posterior exists, fits q from scratch.
+    Every refit first moves the model's normalisation to the pool and re-expresses q in the new
+    units (:meth:`Posterior.renormalize`), so the model keeps seeing unit-scale inputs and
+    targets as the agent reaches new states, instead of the first batch's scale forever.
 
     Health (``stats``, ``warnings``): the mean information gain of each batch and the ELBO per
     transition of the pool after each refit (:func:`elbo_per_transition`). A batch mean above

@@ -10,13 +10,13 @@ import torch
 import pprl
 from pprl.inference.info_gain import InfoGain
 from pprl.inference.posterior import Posterior
-from pprl.rl.experiment import load_experiment
+from pprl.rl.experiment import IntrinsicSpec, load_experiment
 from pprl.rl.intrinsic import VIME, VIMEHealthWarning
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-MAX_INFO_GAIN = 10.0   # nats per transition, batch mean (the spec's default warn_info_gain)
-MAX_ELBO_DROP = 1.0    # nats per transition between consecutive refits (warn_elbo_drop)
+MAX_INFO_GAIN = 10.0   # nats per transition, batch mean: the band for the synthetic streams
+MAX_ELBO_DROP = 1.0    # nats per transition between consecutive refits: likewise
 
 
 def widening_stream(batches: int = 10, size: int = 256, jump_rate: float = 0.0,
@@ -101,20 +101,21 @@ def test_student_t_bounds_the_information_gain_of_a_jump():
 
 @pytest.fixture(scope="module")
 def pendulum_fit():
-    data = pprl.collect("Pendulum-v1", 3032, seed=0)
+    data = pprl.collect("Pendulum-v1", 3016, seed=0)
     return data[:3000], data[3000:]
 
 
 @pytest.mark.parametrize("family, solver", [("mean_field", "gradient"), ("mean_field", "linearized"),
                                             ("low_rank", "gradient"), ("low_rank", "linearized"),
-                                            ("full_rank", "linearized"), ("flow", "gradient")])
+                                            ("laplace", "linearized"), ("flow", "gradient")])
 def test_update_is_finite_and_grows_with_surprise(pendulum_fit, family, solver):
     """Transitions moved 0.5–10 units off the data of a fitted posterior (the Pendulum case that
     used to raise 'Expected parameter loc'): every gain finite, the mean strictly increasing in
     the shift, and each transition's gain increasing at ≥ 90% of the steps (the gradient solver
     finds local optima of a non-convex Monte-Carlo objective, so a few pairs may cross).
-    full_rank's gradient solver holds a D×D factor per transition (n·D² floats, 0.7 GB per
-    transition here); it is checked against the conjugate update on a linear model instead."""
+    Dense covariances are covered by laplace (full_rank's SVI fit takes minutes at this D, and
+    its gradient solver holds a D×D factor per transition: checked on a linear model instead).
+    """
     train, test = pendulum_fit
     post = pprl.fit("models/bnn_dynamics.yaml", family, train, steps=400, seed=0, progress=False)
     ig = InfoGain(post, "update", solver=solver)
@@ -129,12 +130,16 @@ def test_update_is_finite_and_grows_with_surprise(pendulum_fit, family, solver):
 
 @pytest.mark.slow
 def test_demo_budget_keeps_info_gain_below_the_sanity_bound(tmp_path):
-    """The demo's run (examples/vime_mountaincar.yaml, 61,440 env steps, seed 0): mean information
-    gain below the bound at every iteration, no health warning, and the pool ELBO never falls by
-    more than the bound in one refit."""
+    """The demo's run (examples/vime_mountaincar.yaml, 61,440 env steps, seed 0): the mean
+    information gain stays below the sanity bound (the spec's ``warn_info_gain``) at every
+    iteration, the pool ELBO never falls by more than ``warn_elbo_drop`` in one refit (so no
+    health warning), and the agent reaches the goal."""
+    bounds = IntrinsicSpec()
     with warnings.catch_warnings():
         warnings.simplefilter("error", VIMEHealthWarning)
-        pprl.train("examples/vime_mountaincar.yaml", seed=0, out_dir=tmp_path, total_steps=61_440, progress=False)
+        summary = pprl.train("examples/vime_mountaincar.yaml", seed=0, out_dir=tmp_path, total_steps=61_440,
+                             progress=False)
     metrics = pd.read_csv(tmp_path / "metrics.csv")
-    assert metrics["info_gain"].max() < MAX_INFO_GAIN
-    assert max_drop(list(metrics["elbo_per_transition"].dropna())) < MAX_ELBO_DROP
+    assert metrics["info_gain"].max() < bounds.warn_info_gain
+    assert max_drop(list(metrics["elbo_per_transition"].dropna())) < bounds.warn_elbo_drop
+    assert summary["reached_goal"]
