@@ -55,7 +55,7 @@ def test_validate_shipped_specs(capsys):
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.strip().splitlines()
-    assert len(lines) == len(SHIPPED) == 8
+    assert len(lines) == len(SHIPPED) == 9
     for path, line in zip(SHIPPED, lines):
         assert line.startswith("ok ") and path in line
     assert "(model spec: bnn)" in out and "(inference spec: mean_field)" in out
