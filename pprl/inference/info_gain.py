@@ -14,13 +14,15 @@ gradient in one backward pass; no Python loop over transitions):
 * ``method="update", solver="gradient"`` (VIME for general BNNs): ``steps`` steps of
   gradient descent on (12), preconditioned by the Hessian of the KL term at φ (VIME's Newton
   step, eq. 13) plus, for the mean, the Gauss–Newton curvature of the transition's likelihood,
-  JᵀR⁻¹J with J = ∂f(x; θ)/∂θ at the posterior mean: by Woodbury the mean's direction is
-  (Σ − ΣJᵀ(R + JΣJᵀ)⁻¹JΣ) g, a damped (Levenberg–Marquardt) step whose unit length is the
-  Kalman update for a linear model; diagonal log-scales likewise get 2 + 2σ_d² Σ_k J_kd²/R_k.
-  Without these terms a surprising transition (residual r ≫ σ) makes the KL-only step
-  overshoot by a factor ~ JΣJᵀ/σ². A per-transition backtracking line
-  search then keeps every transition's objective from increasing, so the result is finite for
-  any finite transition and grows with its surprise. The expectation uses
+  JᵀR⁻¹J with J = ∂f(x; θ)/∂θ at the transition's current mean (R⁻¹ the likelihood's Fisher
+  information): by Woodbury the mean's direction is (Σ − ΣJᵀ(R + JΣJᵀ)⁻¹JΣ) g, a damped
+  (Levenberg–Marquardt) step whose first unit step is the Kalman update for a linear model.
+  Diagonal log-scales likewise get curvature 2 + 2σ_d² Σ_k J_kd²/R_k, and move by at most e^±½
+  per step. Without these terms a surprising transition (residual r ≫ σ) makes the KL-only
+  step overshoot by a factor ~ JΣJᵀ/σ². A per-transition backtracking line search keeps every
+  transition's objective from increasing and rejects non-finite trials, so the result is
+  finite for any finite transition. The objective is non-convex for a BNN: the solver
+  returns a local optimum, which can sit below the linearized value. The expectation uses
   ``num_samples`` common random numbers ε shared by all transitions, so rewards of different
   transitions differ by the data, not by Monte-Carlo noise. The KL is closed form for the
   Gaussian families; for the flow family only its final elementwise affine is updated per
