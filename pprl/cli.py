@@ -374,15 +374,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"pprl: warning: {message}", file=sys.stderr)
+def _one_line_warnings(show):
+    """pprl's own warnings as one line ``pprl: warning: ...``; others as Python shows them."""
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("pprl."):
+            print(f"pprl: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return show_warning
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with warnings.catch_warnings():  # pprl's own warnings as one line each (restored on exit)
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
             return args.func(args)
     except (CLIError, SpecError, FileNotFoundError, FileExistsError, ValueError, FitDiverged) as exc:
         print(f"pprl: error: {str(exc).splitlines()[0]}", file=sys.stderr)

@@ -133,7 +133,9 @@ def affine_transform_guide(guide, a: torch.Tensor, c: torch.Tensor) -> None:
         if not isinstance(affine, ElementwiseAffine):
             raise TypeError("the flow guide must end in an ElementwiseAffine to be re-expressed")
         affine.loc.copy_(a * affine.loc + c)
-        affine.raw_scale.copy_(torch.log(torch.expm1(a * affine.scale)))
+        scale = a * affine.scale
+        affine.raw_scale.copy_(scale + torch.log(-torch.expm1(-scale)))  # softplus⁻¹, stable for large scale
+        affine._cached_x_y = None, None  # the transform caches its last call
     else:
         raise TypeError(f"cannot re-express a {type(guide).__name__} guide under an affine map")
 

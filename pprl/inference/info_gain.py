@@ -70,6 +70,10 @@ class _MeanField:
         """H⁻¹ g with H the Hessian of KL[q_ψ ‖ q_φ] at ψ = φ: ∂²/∂μ² = 1/σ², ∂²/∂(log σ)² = 2."""
         return self.var * g if name == "loc" else 0.5 * g
 
+    def log_scale_var(self):
+        """E[(∂θ_d/∂ log-scale_d)²] = σ_d²: how far θ_d moves per unit of its log-scale."""
+        return self.var
+
     def sample(self, p, eps):  # p: [n, D] each; eps: [S, D] → θ [n, S, D]
         return p["loc"][:, None] + p["log_scale"].exp()[:, None] * eps
 
@@ -92,8 +96,8 @@ class _LowRank:
                        "log_sd": scale.log()}
         self.rank = self.params["factor"].shape[1]
         self.noise_dim = self.rank + scale.shape[0]
-        W, d = self.params["factor"], scale.square()
-        self.d_inv_W = W / d[:, None]  # D⁻¹W, [D, r]
+        W, d = self.params["factor"].double(), scale.double().square()
+        self.d_inv_W = W / d[:, None]  # D⁻¹W, [D, r] (float64, see kl)
         C = torch.eye(self.rank, dtype=W.dtype, device=W.device) + W.T @ self.d_inv_W  # capacitance
         self.C_tril = torch.linalg.cholesky(C)
         self.logdet = d.log().sum() + 2 * self.C_tril.diagonal().log().sum()
@@ -102,13 +106,22 @@ class _LowRank:
 
     def _prec_quad(self, v):
         """vᵀΣ⁻¹v per column for ``v [n, D, m]`` → ``[n, m]`` (Woodbury through the capacitance)."""
-        d_inv = self.params["log_sd"].mul(-2).exp()
+        d_inv = self.params["log_sd"].double().mul(-2).exp()
         u = torch.linalg.solve_triangular(self.C_tril, self.d_inv_W.T @ v, upper=False)  # [n, r, m]
         return (v.square() * d_inv[:, None]).sum(1) - u.square().sum(1)
 
     def precondition(self, name, g):
-        """Natural gradient Σ g for the mean; a fixed ½ (the log-scale curvature) for the rest."""
-        return self.cov_times(g.T).T if name == "loc" else 0.5 * g
+        """Natural gradient Σ g for the mean, ½Σ g per column of the factor (the KL's curvature in W
+        is ≈ 2Σ⁻¹ ⊗ I at W' = W), a fixed ½ (the log-scale curvature) for log_sd."""
+        if name == "loc":
+            return self.cov_times(g.T).T
+        if name == "factor":  # g [n, D, r]
+            n, D, r = g.shape
+            return 0.5 * self.cov_times(g.transpose(0, 1).reshape(D, n * r)).reshape(D, n, r).transpose(0, 1)
+        return 0.5 * g
+
+    def log_scale_var(self):
+        return self.params["log_sd"].mul(2).exp()
 
     def sample(self, p, eps):
         z, e = eps[:, :self.rank], eps[:, self.rank:]
@@ -117,14 +130,15 @@ class _LowRank:
     def kl(self, p, eps=None):
         """½[tr Σ⁻¹Σ' + δᵀΣ⁻¹δ − D + log det Σ − log det Σ'], Σ' = W'W'ᵀ + D'; +inf where Σ' is not
         numerically positive definite (a rejected line-search trial, never an exception)."""
-        W, d = p["factor"], p["log_sd"].mul(2).exp()  # [n, D, r], [n, D]
-        eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
+        W, d = p["factor"].double(), p["log_sd"].double().mul(2).exp()  # [n, D, r], [n, D]; float64: the
+        eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)  # terms of size D cancel to ~0
         L, info = torch.linalg.cholesky_ex(eye + W.transpose(1, 2) @ (W / d[..., None]))
         logdet_new = d.log().sum(-1) + 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-        delta = (p["loc"] - self.params["loc"]).unsqueeze(-1)
+        delta = (p["loc"] - self.params["loc"]).double().unsqueeze(-1)
         trace = (self.prec_diag * d).sum(-1) + self._prec_quad(W).sum(-1)
         kl = 0.5 * (trace + self._prec_quad(delta)[:, 0] - d.shape[-1] + self.logdet - logdet_new)
-        return torch.where(info == 0, kl, torch.full_like(kl, float("inf")))
+        kl = torch.where(info == 0, kl, torch.full_like(kl, float("inf")))
+        return kl.to(p["loc"].dtype)
 
     def cov_times(self, v):
         W = self.params["factor"]
@@ -213,6 +227,9 @@ class _FlowAffine:
 
     def precondition(self, name, g):
         return self._inv_fisher * g if name == "loc" else self._log_scale_gain * g
+
+    def log_scale_var(self):
+        return (self._theta - self.params["loc"]).square().mean(0)  # E[(σ u)²], u = g(ε)
 
     def sample(self, p, eps):
         return p["loc"][:, None] + p["log_scale"].exp()[:, None] * self._base(eps)
@@ -402,12 +419,12 @@ class InfoGain:
 
         view.sample({k: v[:1] for k, v in p.items()}, eps)  # set up per-call state (the flow's base draws)
         fisher = self.posterior.model.fisher_precision()
-        var = view.precondition("loc", torch.ones_like(p["loc"][:1]))  # marginal variances σ_d² (diag Σ)
 
         def direction(name, g, J):
             d = view.precondition(name, g)
-            if name == "log_scale":  # curvature 2 + 2σ_d² Σ_k J_kd²/R_k; trust region: σ moves ≤ e^±½ per step
-                return (d / (1 + var * (J.square() * fisher[:, None]).sum(1))).clamp(-0.5, 0.5)
+            if name in ("log_scale", "log_sd"):  # curvature 2 + 2σ_d² Σ_k J_kd²/R_k; σ moves ≤ e^±½ per step
+                lik_curv = view.log_scale_var() * (J.square() * fisher[:, None]).sum(1)
+                return (d / (1 + lik_curv)).clamp(-0.5, 0.5)
             if name != "loc":
                 return d
             cov_Jt = view.precondition("loc", J.reshape(-1, J.shape[-1])).reshape(J.shape)  # Σ J_nᵀ, [n, k, D]
@@ -466,14 +483,15 @@ class InfoGain:
         return ig
 
     # ------------------------------------------------------------------------------ refit
-    def update(self, transitions: Transitions, steps: int = 100, *, lr: float | None = None,
-               seed: int | None = None, progress: bool = False) -> "InfoGain":
+    def update(self, transitions: Transitions, steps: int = 100, progress: bool = False, *,
+               lr: float | None = None, seed: int | None = None) -> "InfoGain":
         """Refit q(θ) on ``transitions`` by SVI, warm-started at the current posterior (VIME Alg. 1).
 
         The model's normalisation first follows the data and q is re-expressed in the new units
         (:meth:`Posterior.renormalize`); then ``steps`` SVI steps at a constant step size ``lr``
         (default: the family's final step size ``lr · lr_decay``, where its first fit ended).
-        ``seed`` seeds the refit (default: this object's seed plus the number of refits so far)."""
+        ``seed`` seeds the refit (default: this object's seed plus the number of refits so far);
+        the common random numbers that score transitions stay those of ``self.seed``."""
         from .svi import fit
 
         spec = self.posterior.inference

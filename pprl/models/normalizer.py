@@ -9,7 +9,8 @@ class Normalizer(nn.Module):
     """``z = (v − mean) / std`` per feature; identity until :meth:`fit` is called.
 
     The statistics are buffers, so they move with ``.to(device)`` and are saved in the
-    model's ``state_dict``. ``min_std`` keeps constant features from dividing by zero.
+    model's ``state_dict``. A feature whose spread is below ``min_std`` (constant so far) gets
+    scale 1: dividing by a tiny scale would blow up its weights at the next :meth:`refit`.
 
     :meth:`refit` updates the statistics on new data and returns the affine map
     ``z_new = a ⊙ z_old + b`` between the old and the new normalised units, so that a model
@@ -25,8 +26,11 @@ class Normalizer(nn.Module):
     @torch.no_grad()
     def fit(self, values: torch.Tensor) -> "Normalizer":
         self.mean.copy_(values.mean(0))
-        self.std.copy_(values.std(0).clamp_min(self.min_std) if len(values) > 1 else torch.ones_like(self.std))
+        self.std.copy_(self._floor(values.std(0)) if len(values) > 1 else torch.ones_like(self.std))
         return self
+
+    def _floor(self, std: torch.Tensor) -> torch.Tensor:
+        return torch.where(std < self.min_std, torch.ones_like(std), std)
 
     @torch.no_grad()
     def refit(self, values: torch.Tensor, keep_mean: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,8 +41,7 @@ class Normalizer(nn.Module):
         (``b = 0``): z stays O(1) on the new data even where it drifted from the centre."""
         old_mean, old_std = self.mean.clone(), self.std.clone()
         if keep_mean:
-            rms = (values - old_mean).square().mean(0).sqrt()
-            self.std.copy_(rms.clamp_min(self.min_std))
+            self.std.copy_(self._floor((values - old_mean).square().mean(0).sqrt()))
         else:
             self.fit(values)
         a = old_std / self.std

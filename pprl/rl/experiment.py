@@ -147,6 +147,9 @@ def parse_intrinsic(data: dict | None, src: str, base: Path | None) -> Intrinsic
     if spec.method == "second_order" and spec.inference.family != "mean_field":
         raise SpecError(f"{src}: field 'intrinsic.method': 'second_order' needs family mean_field "
                         f"(VIME eq. 16), got {spec.inference.family!r}; use method 'update'")
+    if spec.method == "update" and spec.solver == "linearized" and spec.model.likelihood.type != "normal":
+        raise SpecError(f"{src}: field 'intrinsic.solver': 'linearized' needs a Gaussian likelihood, the model "
+                        f"has {spec.model.likelihood.type!r}; allowed: gradient")
     if spec.inference.family in ("map", "flow"):
         raise SpecError(f"{src}: field 'intrinsic.family': information gain needs a Gaussian posterior; "
                         f"allowed: mean_field, low_rank, full_rank, laplace")

@@ -167,12 +167,14 @@ class VIME:
     def state_dict(self) -> dict:
         posterior = None if self.info_gain is None else self.info_gain.posterior.state()
         return {"posterior": posterior, "pool": self.pool.state_dict(), "medians": list(self.medians),
-                "peak_scale": self.peak_scale, "fits": self.fits, "last_elbo": self.last_elbo}
+                "peak_scale": self.peak_scale, "fits": self.fits, "last_elbo": self.last_elbo,
+                "warned": sorted(self.warned)}
 
     def load_state_dict(self, state: dict) -> None:
         self.pool.load_state_dict(state["pool"])
         self.medians, self.fits = list(state["medians"]), int(state["fits"])
         self.last_elbo, self.peak_scale = state.get("last_elbo"), float(state.get("peak_scale", 0.0))
+        self.warned = set(state.get("warned", []))
         if state["posterior"] is not None:
             self.info_gain = self._info_gain(posterior_from_state(state["posterior"], self.device))
 

@@ -210,3 +210,19 @@ def test_bad_arguments_fail_clearly(conjugate):
         InfoGain(post, method="exact")
     with pytest.raises(ValueError, match="steps must be >= 1"):
         InfoGain(post, steps=0)
+
+
+@pytest.mark.parametrize("family", ["mean_field", "low_rank", "full_rank"])
+def test_gradient_solver_matches_the_exact_update_for_surprising_transitions(family):
+    """For linear-Gaussian dynamics the linearized update is exact, so the damped-Newton gradient
+    solver must reach it for every Gaussian family, from a typical transition to one 100 units off."""
+    data = linear_system(100, seed=0)
+    shift = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, -5.0], [100.0, 50.0]])
+    moved = pprl.Transitions(data.obs[:4], data.act[:4], data.next_obs[:4] + shift, data.reward[:4],
+                             data.terminated[:4], data.truncated[:4])
+    model = pprl.build_model({"type": "linear_gaussian", "normalize": True}, data.obs_dim, data.act_dim)
+    post = pprl.fit(model, family, data, steps=200, seed=0, progress=False)
+    exact = InfoGain(post, solver="linearized")(moved)
+    gradient = InfoGain(post, solver="gradient", steps=10, num_samples=64)(moved)
+    assert (exact[1:] > exact[:-1]).all()
+    torch.testing.assert_close(gradient, exact, rtol=2e-2, atol=0)

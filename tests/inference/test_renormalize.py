@@ -82,3 +82,16 @@ def test_elbo_per_transition_is_the_exact_elbo_for_a_conjugate_posterior():
     expected = float(log_evidence) / len(data) + float(model.target_norm.log_abs_det())
     got = elbo_per_transition(post, data, num_particles=2000, seed=0)
     assert got == pytest.approx(expected, abs=0.02)
+
+
+def test_a_feature_constant_at_first_gets_scale_one_not_a_blow_up():
+    from pprl.models.normalizer import Normalizer
+
+    norm = Normalizer(2)
+    first = torch.stack([torch.linspace(-1, 1, 50), torch.full((50,), 3.0)], -1)
+    norm.fit(first)
+    assert norm.std[1] == 1.0  # constant so far: unit scale, not 1e-6
+    later = torch.stack([torch.linspace(-1, 1, 50), torch.linspace(0, 6, 50)], -1)
+    a, b = norm.refit(later, keep_mean=True)
+    assert torch.isfinite(a).all() and a[1] == pytest.approx(1 / float(norm.std[1])) and a[1] < 1
+    assert (b == 0).all()

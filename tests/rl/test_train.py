@@ -32,6 +32,8 @@ def with_intrinsic(**changes):
     (with_intrinsic(model="no_such_model"), "no model spec 'no_such_model'"),
     (with_intrinsic(eta=-1.0), "'intrinsic.eta' must be >= 0"),
     (with_intrinsic(eta_schedule="cosine"), "allowed: constant, linear"),
+    (with_intrinsic(model="bnn_dynamics_student_t", method="update", solver="linearized"),
+     "'linearized' needs a Gaussian likelihood"),
     ({**TINY, "learner": {"num_envs": 2, "batch": 3}}, "learner.batch"),
     ({k: v for k, v in TINY.items() if k != "env"}, "field 'env' is required"),
 ])
@@ -147,3 +149,13 @@ def test_peak_bonus_scale_divides_by_the_largest_recent_median():
         torch.testing.assert_close(rewards[-1], raw / max(medians))
     with pytest.raises(SpecError, match="allowed: recent, peak"):
         load_experiment(with_intrinsic(bonus_scale="max"))
+
+
+def test_cli_prints_a_health_warning_as_one_line(tmp_path, capsys):
+    import yaml
+
+    spec_path = tmp_path / "warn.yaml"
+    spec_path.write_text(yaml.safe_dump(with_intrinsic(warn_info_gain=1e-9)))
+    assert main(["train", str(spec_path), "-o", str(tmp_path / "run"), "--quiet"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("pprl: warning: VIME: mean information gain")
