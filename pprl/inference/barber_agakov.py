@@ -29,6 +29,7 @@ import pyro
 import torch
 from pyro import poutine
 
+from ..rng import seeded
 from .mi import MIEstimate, _progress
 
 
@@ -92,7 +93,11 @@ def barber_agakov(model, guide, x: str, y: str, *args, num_samples: int = 4096, 
     estimate then uses ``num_samples`` new samples, ``value ± stderr`` (stderr = sd/√N).
     ``trace`` holds the training bound per step.
     """
-    pyro.set_rng_seed(seed)
+    with seeded(seed):  # the model and guide sample from torch's global RNG: restore it after
+        return _barber_agakov(model, guide, x, y, args, num_samples, steps, batch_size, lr, progress, kwargs)
+
+
+def _barber_agakov(model, guide, x, y, args, num_samples, steps, batch_size, lr, progress, kwargs) -> MIEstimate:
     kwargs["max_plate_nesting"] = _max_plate_nesting(model, args, kwargs)  # once, not per step
     trace = np.empty(int(steps))
     if steps > 0:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..models.critics import make_critic
+from ..rng import seeded
 from .bounds import get_bound
 
 
@@ -97,8 +98,7 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, step
     if bound == "mine":  # its running average lives with the scores
         options = {"device": x.device, "dtype": dtype, **options}
     the_bound = get_bound(bound, **options)
-    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
-        torch.manual_seed(seed)
+    with seeded(seed):  # seeded initial weights, global RNG untouched
         f = make_critic(critic, x.shape[1], y.shape[1], device=device, dtype=dtype, **(critic_options or {}))
     optimizer = torch.optim.Adam(f.parameters(), lr=lr)
 

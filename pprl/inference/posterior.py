@@ -9,6 +9,7 @@ import torch
 
 from ..data import Transitions
 from ..models.dynamics import DynamicsModel, build_model
+from ..rng import seeded
 from ..spec import InferenceSpec, ModelSpec, parse_inference_spec, parse_model_spec
 from .families import affine_transform_guide, guide_mean, guide_sample, make_guide
 from .laplace import laplace_guide
@@ -89,15 +90,19 @@ class Posterior:
         return self
 
     # ---------------------------------------------------------------- sampling
-    def sample_theta(self, num_samples: int) -> torch.Tensor:
-        """Draws of the flat weights θ ~ q → ``[num_samples, D]`` (differentiable where q is)."""
-        return guide_sample(self.guide, num_samples)
+    def sample_theta(self, num_samples: int, seed: int = 0) -> torch.Tensor:
+        """Draws of the flat weights θ ~ q → ``[num_samples, D]`` (differentiable where q is).
+
+        Every sampling method here takes ``seed`` and leaves the global RNG as it found it, so
+        the same call gives the same draws whatever ran before it (see :mod:`pprl.rng`)."""
+        with seeded(seed):
+            return guide_sample(self.guide, num_samples)
 
     @torch.no_grad()
-    def sample(self, num_samples: int) -> dict[str, torch.Tensor]:
+    def sample(self, num_samples: int, seed: int = 0) -> dict[str, torch.Tensor]:
         """``{"theta": [n, D], "noise_scale": [obs_dim]}`` plus, for layered models, each layer's
         ``"layer{l}.weight" [n, in, out]`` and ``"layer{l}.bias" [n, out]``."""
-        theta = self.sample_theta(num_samples)
+        theta = self.sample_theta(num_samples, seed)
         out = {"theta": theta, "noise_scale": self.model.noise_scale.detach().clone()}
         for l, layer in enumerate(getattr(self.model, "layers", [])):
             out[f"layer{l}.weight"] = theta[:, layer.weight].reshape(-1, layer.fan_in, layer.fan_out)
@@ -105,31 +110,35 @@ class Posterior:
         return out
 
     def mean_theta(self) -> torch.Tensor:
-        return guide_mean(self.guide).detach()
+        """E_q[θ]: closed form where q has one, else a Monte-Carlo mean over fixed draws."""
+        with seeded(0):
+            return guide_mean(self.guide).detach()
 
     @torch.no_grad()
     def predict(self, obs: torch.Tensor, act: torch.Tensor, num_samples: int = 100,
-                noise: bool = True) -> torch.Tensor:
+                noise: bool = True, seed: int = 0) -> torch.Tensor:
         """Samples of s' from the posterior predictive → ``[num_samples, N, obs_dim]``
         (θ ~ q, then s' ~ p(s' | s, a, θ); ``noise=False`` gives the mean f(x; θ) only)."""
         obs, act = torch.as_tensor(obs, device=self.device), torch.as_tensor(act, device=self.device)
         if obs.dim() == 1:
             obs, act = obs.unsqueeze(0), act.unsqueeze(0)
-        theta = self.sample_theta(num_samples)
-        y = self.predictive_mean(theta, self.model.inputs(obs.float(), act.float()))
-        if noise:
-            y = self.model.likelihood(y).sample()
+        with seeded(seed):
+            theta = self.sample_theta(num_samples, seed)
+            y = self.predictive_mean(theta, self.model.inputs(obs.float(), act.float()))
+            if noise:
+                y = self.model.likelihood(y).sample()
         return self.model.to_next_obs(obs.float(), y)
 
-    def log_predictive(self, transitions: Transitions, num_samples: int = 200) -> float:
+    def log_predictive(self, transitions: Transitions, num_samples: int = 200, seed: int = 0) -> float:
         """Mean log posterior-predictive density per transition, in nats (higher is better)."""
-        theta = self.sample_theta(num_samples).detach()
+        theta = self.sample_theta(num_samples, seed).detach()
         data = transitions.to(self.device)
         return float(log_predictive_density(self.model, theta, data, mean_fn=self.predictive_mean).mean())
 
-    def prior_log_predictive(self, transitions: Transitions, num_samples: int = 200) -> float:
+    def prior_log_predictive(self, transitions: Transitions, num_samples: int = 200, seed: int = 0) -> float:
         """The same under the prior p(θ): the baseline a posterior must beat."""
-        theta = self.model.prior().sample((num_samples,))
+        with seeded(seed):
+            theta = self.model.prior().sample((num_samples,))
         return float(log_predictive_density(self.model, theta, transitions.to(self.device)).mean())
 
     # ---------------------------------------------------------------- persistence

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ..data import Transitions
 from ..models.dynamics import DynamicsModel, build_model
+from ..rng import seeded
 from ..spec import InferenceSpec, ModelSpec, as_inference_spec
 from .laplace import laplace_from_map
 from .posterior import Posterior
@@ -198,9 +199,7 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     units = N * float(model.target_norm.log_abs_det())  # normalised → original nats
     out_dir = Path(out_dir) if out_dir is not None else None
 
-    fork_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(seed)
+    with seeded(seed):
         guide = _warm_guide(model, spec, init) if init is not None else make_guide(model, spec)
         guide(x[:M], y[:M], N)  # set up the guide's parameters
         params = list(guide.parameters()) + list(model.parameters())
@@ -270,8 +269,7 @@ def elbo_per_transition(posterior: Posterior, data: Transitions, *, num_particle
     gen = torch.Generator(device=posterior.device).manual_seed(seed)
     if N > max_points:
         data = data[torch.randperm(N, generator=gen, device=posterior.device)[:max_points]]
-    with torch.random.fork_rng(devices=[posterior.device] if posterior.device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed):
         if isinstance(guide, (AutoNormal, AutoLowRankMultivariateNormal, AutoMultivariateNormal)):
             kl, theta = _gaussian_kl_and_sample(guide, model.prior_loc, model.prior_scale, num_particles)
         elif isinstance(guide, AutoDelta):

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Normal
 
 from ..data import Transitions
+from ..rng import seeded
 from ..spec import SpecError
 
 _INT, _FLOAT, _BOOL = "an integer", "a number", "true or false"
@@ -293,8 +294,7 @@ class PPO:
         self.act_space, self.obs_shape, self.obs_dim = act_space, obs_space.shape, int(np.prod(obs_space.shape))
         self.act_dim = int(act_space.n) if self.discrete else int(np.prod(act_space.shape))
 
-        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
-            torch.manual_seed(seed)
+        with seeded(seed):  # seeded init without touching the global RNG
             self.agent = ActorCritic(self.obs_dim, self.act_dim, self.discrete, config.hidden_sizes,
                                      config.init_log_std).to(self.device)
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.learning_rate, eps=1e-5)
