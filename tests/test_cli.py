@@ -304,3 +304,16 @@ def test_mi_bad_columns_fail_with_one_line(mi_file, tmp_path, capsys, x, y, mess
     assert main(["mi", str(mi_file), "--x", *x, "--y", *y, "--json", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and not out.exists()
+
+
+def test_demo_runs_end_to_end_on_a_short_budget(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--steps", "2048", "-o", str(out), "--quiet"]) == 0
+    for name in ("metrics.csv", "learning_curve.png", "checkpoint.pt", "summary.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_steps"] == 2048 and summary["intrinsic"] == "vime"
+    assert 0 < summary["final_info_gain"] < 30 and summary["final_elbo_per_transition"] is not None
+    printed = capsys.readouterr().out
+    assert "mean info gain" in printed and "first success" in printed
+    assert main(["demo", "--steps", "2048", "-o", str(out), "--quiet"]) == 2  # never overwrites a run

@@ -188,4 +188,7 @@ def test_barber_agakov_terms_are_differentiable_and_sites_are_checked():
 
 
 def test_public_api():
-    assert pprl.estimate_mi is estimate_mi and pprl.MIEstimate is not None
+    from pprl.inference.mi import MIEstimate
+
+    assert pprl.estimate_mi is estimate_mi and pprl.MIEstimate is MIEstimate
+    assert pprl.barber_agakov is barber_agakov and {"estimate_mi", "MIEstimate", "barber_agakov"} <= set(pprl.__all__)

@@ -1,4 +1,5 @@
 """The SVI loop: objectives against closed forms, determinism, divergence, checkpoints, devices."""
+import pyro
 import pytest
 import torch
 from pyro.infer import Trace_ELBO
@@ -127,12 +128,17 @@ def test_checkpoint_round_trip(tmp_path, family):
     assert torch.equal(loaded.elbo_trace, post.elbo_trace)
 
 
-def test_renyi_iwae_objective_fits():
+def test_renyi_iwae_objective_fits(monkeypatch):
+    calls = []
+    original = pyro.infer.RenyiELBO.loss_and_grads
+    monkeypatch.setattr(pyro.infer.RenyiELBO, "loss_and_grads",
+                        lambda self, *a, **k: calls.append(self.alpha) or original(self, *a, **k))
     data = linear_system(300)
     post = pprl.fit(LINEAR, {"family": "low_rank", "elbo": "renyi", "alpha": 0.0, "num_particles": 8,
                              "options": {"rank": 2}, "steps": 300, "lr": 0.02}, data, progress=False)
     assert post.elbo_trace[-30:].mean() > post.elbo_trace[:10].mean()
     assert post.log_predictive(data) > post.prior_log_predictive(data) + 1.0
+    assert calls == [0.0] * 300  # every step used the Rényi objective with the declared α
 
 
 def test_predict_shapes_and_units():

@@ -43,8 +43,12 @@ def test_bad_experiment_specs_name_the_field(spec, message):
 
 
 def test_bundled_examples_parse_and_round_trip():
-    for name in ("vime_mountaincar", "ppo_mountaincar", "vime_swingup", "vime_halfcheetah"):
-        spec = load_experiment(f"examples/{name}.yaml")
+    from pathlib import Path
+
+    examples = sorted(Path("examples").glob("*.yaml"))
+    assert len(examples) >= 5
+    for path in examples:
+        spec = load_experiment(path)
         assert load_experiment(spec.to_dict()).to_dict() == spec.to_dict()
 
 
@@ -108,6 +112,9 @@ def test_same_seed_same_run(tmp_path):
     cols = ["info_gain", "policy_loss", "value_loss", "intrinsic_mean"]
     pd.testing.assert_frame_equal(ma[cols], mb[cols])
     assert a["episodes"] == b["episodes"]
+    pprl.train(spec, seed=4, out_dir=tmp_path / "c", progress=False)  # and another seed differs
+    mc = pd.read_csv(tmp_path / "c" / "metrics.csv")
+    assert not ma[cols].equals(mc[cols])
 
 
 def test_cli_train_and_errors(tmp_path, capsys):
@@ -115,7 +122,9 @@ def test_cli_train_and_errors(tmp_path, capsys):
     import yaml
     spec_path.write_text(yaml.safe_dump({**TINY, "intrinsic": {"type": "none"}}))
     assert main(["train", str(spec_path), "--seed", "1", "-o", str(tmp_path / "run"), "--quiet"]) == 0
-    assert "first success" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["seed"] == 1 and summary["env_steps"] == 256 and summary["intrinsic"] == "none"
+    assert f"{summary['episodes']} episodes" in capsys.readouterr().out  # the printed summary is the run's
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(with_intrinsic(method="exact")))
     assert main(["train", str(bad), "-o", str(tmp_path / "bad_run"), "--quiet"]) == 2
