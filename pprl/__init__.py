@@ -3,12 +3,6 @@
 Declare a dynamics model and a variational family as YAML specs, fit them with Pyro, and use
 the resulting posterior (and its bounds) downstream.
 """
-import pyro
-
-# Keep PyroModule parameters local to their modules instead of mirroring them into Pyro's
-# global param store: two fits with the same seed must not share (or continue) parameters.
-pyro.settings.set(module_local_params=True)
-
 from .rl.envs import register_envs  # noqa: E402
 
 register_envs()

@@ -1,5 +1,6 @@
-"""No public pprl call changes the caller's random state (torch CPU and CUDA, numpy, random),
-and sampling methods give the same draws whatever ran before them."""
+"""No public pprl call changes global state: the random state (torch CPU and CUDA, numpy,
+random), Pyro's settings or its param store; sampling methods give the same draws whatever ran
+before them."""
 import random
 
 import numpy as np
@@ -106,3 +107,21 @@ def test_compare_gives_the_same_table_in_any_order():
     ba = pprl.compare(SMALL_BNN, ["low_rank", "mean_field"], data[:150], data[150:], **kw)
     cols = ["elbo", "train_log_pred", "test_log_pred", "prior_log_pred"]
     assert ab.loc[["mean_field", "low_rank"], cols].equals(ba.loc[["mean_field", "low_rank"], cols])
+
+
+def test_import_changes_no_pyro_setting_and_fits_leave_the_param_store_empty(fitted):
+    import subprocess
+    import sys
+
+    code = ("import pyro; before = pyro.settings.get('module_local_params'); import pprl; "
+            "assert pyro.settings.get('module_local_params') == before == False")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    pyro.clear_param_store()
+    post, data = fitted
+    for family in ("mean_field", "low_rank", "flow", "laplace"):
+        other = pprl.fit(SMALL_BNN, family, data, steps=3, seed=0, progress=False)
+        other.log_predictive(data)
+    loaded = pprl.inference.posterior.posterior_from_state(post.state())
+    torch.testing.assert_close(loaded.mean_theta(), post.mean_theta())
+    assert list(pyro.get_param_store().keys()) == []  # guides keep their parameters to themselves
+    assert pyro.settings.get("module_local_params") is False

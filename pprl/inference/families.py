@@ -24,6 +24,7 @@ from pyro.infer.autoguide.initialization import init_to_sample
 from torch.distributions import constraints
 
 from ..models.dynamics import DynamicsModel
+from ..pyro_settings import local_params
 from ..spec import InferenceSpec
 
 
@@ -74,6 +75,7 @@ def _flow_transform(model: DynamicsModel, spec: InferenceSpec):
     return init_transform_fn
 
 
+@local_params
 def make_guide(model: DynamicsModel, spec: InferenceSpec):
     """The autoguide for ``spec.family`` (``laplace`` starts as its MAP guide; see
     :func:`pprl.inference.laplace.laplace_guide`). Guides are set up lazily on the first call."""

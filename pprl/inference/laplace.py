@@ -16,6 +16,7 @@ from pyro.infer.autoguide import AutoMultivariateNormal
 from torch.func import jacrev
 
 from ..models.dynamics import DynamicsModel
+from ..pyro_settings import local_params
 
 
 def ggn_precision(model: DynamicsModel, theta: torch.Tensor, x: torch.Tensor, chunk_size: int = 512) -> torch.Tensor:
@@ -33,6 +34,7 @@ def ggn_precision(model: DynamicsModel, theta: torch.Tensor, x: torch.Tensor, ch
     return H
 
 
+@local_params
 def laplace_guide(model: DynamicsModel, loc: torch.Tensor, scale_tril: torch.Tensor) -> AutoMultivariateNormal:
     """A fixed (non-trainable) Gaussian guide N(loc, LLᵀ), stored as Pyro stores it
     (``scale = diag L``, ``scale_tril = L / diag L``) so it samples and scores like any guide."""
@@ -47,6 +49,7 @@ def laplace_guide(model: DynamicsModel, loc: torch.Tensor, scale_tril: torch.Ten
     return guide
 
 
+@local_params
 def laplace_from_map(model: DynamicsModel, theta_map: torch.Tensor, x: torch.Tensor,
                      jitter: float = 1e-6) -> AutoMultivariateNormal:
     """Build the Laplace guide at the MAP estimate ``theta_map`` from all training inputs ``x``."""

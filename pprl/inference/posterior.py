@@ -9,6 +9,7 @@ import torch
 
 from ..data import Transitions
 from ..models.dynamics import DynamicsModel, build_model
+from ..pyro_settings import local_params
 from ..rng import seeded
 from ..spec import InferenceSpec, ModelSpec, parse_inference_spec, parse_model_spec
 from .families import affine_transform_guide, guide_mean, guide_sample, make_guide
@@ -161,6 +162,7 @@ class Posterior:
         return path
 
 
+@local_params
 def rebuild_guide(model: DynamicsModel, inference: InferenceSpec, guide_state: dict | None = None):
     """An initialised guide for ``model`` (its parameters created), optionally loaded from a state."""
     if inference.family == "laplace" and guide_state is not None and "scale_tril" in guide_state:
@@ -173,6 +175,7 @@ def rebuild_guide(model: DynamicsModel, inference: InferenceSpec, guide_state: d
     return guide
 
 
+@local_params
 def posterior_from_state(state: dict, device: str | torch.device = "cpu", where: str = "<state>") -> Posterior:
     """Rebuild a posterior from :meth:`Posterior.state` (e.g. inside a training checkpoint)."""
     if not isinstance(state, dict) or state.get("format") != FORMAT:

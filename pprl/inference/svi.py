@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ..data import Transitions
 from ..models.dynamics import DynamicsModel, build_model
+from ..pyro_settings import local_params
 from ..rng import seeded
 from ..spec import InferenceSpec, ModelSpec, as_inference_spec
 from .laplace import laplace_from_map
@@ -153,6 +154,7 @@ def _warm_guide(model: DynamicsModel, spec: InferenceSpec, init: Posterior):
     return AutoDelta(model, init_loc_fn=lambda site: loc.clone())
 
 
+@local_params
 def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec | str | Path | dict,
         data: Transitions, *, steps: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
         progress: bool = True, out_dir: str | Path | None = None, checkpoint_every: int = 0,

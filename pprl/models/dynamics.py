@@ -21,6 +21,7 @@ from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 
 from ..data import Transitions
+from ..pyro_settings import local_params
 from ..spec import ModelSpec, as_model_spec
 from .layers import ACTIVATIONS, batched_mlp, local_reparam_mlp, mlp_layout
 from .normalizer import Normalizer
@@ -232,6 +233,7 @@ class LinearGaussianDynamics(DynamicsModel):
 MODEL_CLASSES = {"bnn": BayesianDynamics, "linear_gaussian": LinearGaussianDynamics}
 
 
+@local_params
 def build_model(spec: ModelSpec | dict | str | Path, obs_dim: int, act_dim: int) -> DynamicsModel:
     """Build the Pyro dynamics model a spec (object, mapping or YAML path) declares."""
     spec = as_model_spec(spec)
