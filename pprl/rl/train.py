@@ -68,7 +68,7 @@ HEALTH = ("info_gain", "elbo_per_transition")  # the intrinsic model's health, p
 
 
 def _last(metrics: pd.DataFrame, column: str) -> float | None:
-    """The last finite value of a metrics column (None if there is none)."""
+    """The last recorded (non-missing) value of a metrics column; None if there is none."""
     if column not in metrics:
         return None
     values = metrics[column].dropna()
