@@ -20,7 +20,6 @@ from .models.dynamics import build_model
 from .rl.experiment import load_experiment
 from .spec import SpecError, as_inference_spec, as_model_spec, load_spec
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 class CLIError(Exception):
@@ -236,7 +235,7 @@ def cmd_demo(args) -> int:
     out = Path(args.output)
     if (out / "checkpoint.pt").exists():
         raise CLIError(f"{out} already holds a run; remove it or pass -o ANOTHER_DIR")
-    spec = load_experiment(REPO / "examples" / "vime_mountaincar.yaml")
+    spec = load_experiment("vime_mountaincar")  # shipped with pprl, found from any directory
     steps = args.steps or 60_000
     print(f"VIME on sparse MountainCar (reward 1 only at the goal): {steps} env steps, seed {args.seed}, "
           f"BNN dynamics with a mean-field posterior; the bonus is its information gain")
@@ -255,12 +254,11 @@ def _demo_families(args) -> int:
     train, test = data.split(0.2, seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)
     data.save(out / "pendulum.npz")
-    families = [str(REPO / "inference" / f"{f}.yaml") if (REPO / "inference" / f"{f}.yaml").is_file() else f
-                for f in args.families]
+    families = list(args.families)  # family names resolve to the shipped inference specs
     print(f"[2/3] fitting the BNN dynamics model with {', '.join(args.families)} "
           f"({len(train)} train / {len(test)} held-out transitions)")
     print("[3/3] comparison (ELBO and log predictive in nats; higher is better)")
-    _run_compare(REPO / "models" / "bnn_dynamics.yaml", families, train, test, out, steps=args.steps,
+    _run_compare("bnn_dynamics", families, train, test, out, steps=args.steps,
                  seed=args.seed, device=args.device, quiet=args.quiet)
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
     return 0

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .bundled import bundled, find_bundled
+
 MODEL_TYPES = ("bnn", "linear_gaussian")
 ACTIVATIONS = ("relu", "tanh", "elu", "silu", "softplus")
 TARGETS = ("delta", "next_obs")
@@ -330,11 +332,19 @@ def load_spec(path: str | Path) -> ModelSpec | InferenceSpec:
 
 
 def as_model_spec(spec: ModelSpec | dict | str | Path) -> ModelSpec:
-    """A model spec from a spec object, a mapping or a YAML path."""
+    """A model spec from a spec object, a mapping, a YAML path or the name of a bundled model
+    (``bnn_dynamics`` finds ``models/bnn_dynamics.yaml`` shipped with pprl, from any directory)."""
     if isinstance(spec, ModelSpec):
         return spec
     if isinstance(spec, dict):
         return parse_model_spec(spec)
+    text = str(spec)
+    if not Path(text).is_file():
+        shipped = find_bundled("models", text)
+        if shipped is None and not text.endswith((".yaml", ".yml")):
+            raise SpecError(f"{text}: not a model spec file or a bundled model; bundled: "
+                            f"{', '.join(bundled('models'))}")
+        spec = shipped or spec
     loaded = load_spec(spec)
     if not isinstance(loaded, ModelSpec):
         raise SpecError(f"{spec}: expected a model spec (field 'type'), got an inference spec")
@@ -342,21 +352,20 @@ def as_model_spec(spec: ModelSpec | dict | str | Path) -> ModelSpec:
 
 
 def as_inference_spec(spec: InferenceSpec | dict | str | Path) -> InferenceSpec:
-    """An inference spec from a spec object, a mapping, a YAML path or a family name
-    (the name picks ``inference/<name>.yaml`` if it exists, else the built-in defaults)."""
+    """An inference spec from a spec object, a mapping, a YAML path or a family name (the name
+    picks ``inference/<name>.yaml`` shipped with pprl, found from any directory)."""
     if isinstance(spec, InferenceSpec):
         return spec
     if isinstance(spec, dict):
         return parse_inference_spec(spec)
     text = str(spec)
-    if text in FAMILIES and not Path(text).is_file():
-        bundled = Path(__file__).resolve().parent.parent / "inference" / f"{text}.yaml"
-        if bundled.is_file():
-            return as_inference_spec(bundled)
-        return parse_inference_spec({"family": text}, f"<family {text}>")
-    if not text.endswith((".yaml", ".yml")) and not Path(text).is_file():
-        raise SpecError(f"{text}: not a spec file or a family name; allowed families: "
-                        f"{', '.join(FAMILIES)}")
+    if not Path(text).is_file():
+        shipped = find_bundled("inference", text)
+        if shipped is not None:
+            return as_inference_spec(shipped)
+        if not text.endswith((".yaml", ".yml")):
+            raise SpecError(f"{text}: not a spec file or a family name; allowed families: "
+                            f"{', '.join(FAMILIES)}")
     loaded = load_spec(text)
     if not isinstance(loaded, InferenceSpec):
         raise SpecError(f"{text}: expected an inference spec (field 'family'), got a model spec")

@@ -20,12 +20,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..bundled import bundled, find_bundled
 from ..inference.info_gain import METHODS, SOLVERS
 from ..spec import (SpecError, _check_choice, _check_keys, _check_positive, _check_type, _read_yaml,
                     as_inference_spec, as_model_spec, InferenceSpec, ModelSpec)
 from .ppo import PPOConfig
 
-REPO = Path(__file__).resolve().parents[2]
 INTRINSIC_TYPES = ("none", "vime")
 ETA_SCHEDULES = ("constant", "linear")
 BONUS_SCALES = ("recent", "peak")
@@ -85,8 +85,8 @@ class ExperimentSpec:
 
 
 def _resolve(ref, kind: str, src: str, base: Path | None):
-    """A model/family reference: a mapping, a bundled name, or a path (as given, next to the
-    experiment file, or under the repository root)."""
+    """A model/family reference: a mapping, a path (as given or next to the experiment file), or
+    the name of a spec shipped with pprl (``models/<name>.yaml``, ``inference/<name>.yaml``)."""
     convert = as_model_spec if kind == "model" else as_inference_spec
     if isinstance(ref, dict):
         return convert(ref)
@@ -94,15 +94,15 @@ def _resolve(ref, kind: str, src: str, base: Path | None):
         raise SpecError(f"{src}: field 'intrinsic.{'model' if kind == 'model' else 'family'}' must be a "
                         f"name, a path or a mapping, got {ref!r}")
     folder = "models" if kind == "model" else "inference"
-    candidates = [Path(ref), *([base / ref] if base else []), REPO / ref, REPO / folder / f"{ref}.yaml"]
-    for path in candidates:
+    for path in (Path(ref), *([base / ref] if base else [])):
         if path.is_file():
             return convert(path)
-    if kind == "inference":
-        return convert(ref)  # a family name without a bundled file, or a clear error
-    available = sorted(p.stem for p in (REPO / "models").glob("*.yaml"))
-    raise SpecError(f"{src}: field 'intrinsic.model': no model spec {ref!r}; "
-                    f"bundled: {', '.join(available)} (or give a path)")
+    shipped = find_bundled(folder, ref)
+    if shipped is None:
+        field_name = "model" if kind == "model" else "family"
+        raise SpecError(f"{src}: field 'intrinsic.{field_name}': no {'model' if kind == 'model' else 'inference'} "
+                        f"spec {ref!r}; bundled: {', '.join(bundled(folder))} (or give a path)")
+    return convert(shipped)
 
 
 def parse_intrinsic(data: dict | None, src: str, base: Path | None) -> IntrinsicSpec:
@@ -173,10 +173,17 @@ def parse_experiment(data: dict, src: str = "<dict>", base: Path | None = None) 
 
 
 def load_experiment(spec: ExperimentSpec | dict | str | Path) -> ExperimentSpec:
-    """An experiment spec from a spec object, a mapping or a YAML path."""
+    """An experiment spec from a spec object, a mapping, a YAML path or the name of a shipped
+    example (``vime_mountaincar`` finds ``examples/vime_mountaincar.yaml`` from any directory)."""
     if isinstance(spec, ExperimentSpec):
         return spec
     if isinstance(spec, dict):
         return parse_experiment(spec)
     path = Path(spec)
+    if not path.is_file():
+        shipped = find_bundled("examples", str(spec))
+        if shipped is None and not str(spec).endswith((".yaml", ".yml")):
+            raise SpecError(f"{spec}: not an experiment file or a bundled example; bundled: "
+                            f"{', '.join(bundled('examples'))}")
+        path = shipped or path
     return parse_experiment(_read_yaml(path), str(path), path.parent)
