@@ -143,6 +143,9 @@ def _resolve_device(device) -> torch.device:
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use device='cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} requested but this machine has {torch.cuda.device_count()} "
+                         f"CUDA device(s): use cuda:0 … cuda:{torch.cuda.device_count() - 1}")
     return device
 
 

@@ -158,12 +158,18 @@ def test_fit_on_cuda(pendulum):
     post = pprl.fit("models/bnn_dynamics.yaml", "mean_field", train, steps=300, device="cuda", progress=False)
     assert post.device.type == "cuda"
     assert post.log_predictive(test) > post.prior_log_predictive(test) + 10.0
-    cpu_error = None
-    try:
+    with pytest.raises(ValueError, match="'cuda:99' requested but this machine has"):  # never a CPU fallback
         pprl.fit("models/bnn_dynamics.yaml", "mean_field", train, steps=2, device="cuda:99", progress=False)
-    except Exception as exc:  # an invalid ordinal must fail loudly, not fall back to CPU
-        cpu_error = exc
-    assert cpu_error is not None
+
+
+def test_a_cuda_ordinal_beyond_the_devices_is_a_clear_error(monkeypatch):
+    from pprl.inference.svi import _resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert _resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ValueError, match=r"'cuda:2' requested but this machine has 2 CUDA device\(s\): use cuda:0 … cuda:1"):
+        _resolve_device("cuda:2")
 
 
 def test_cuda_request_without_cuda_is_a_clear_error():
