@@ -4,8 +4,8 @@ At the MAP θ̂ the posterior is approximated by N(θ̂, H⁻¹) with
 
     H = Σ_n J_nᵀ diag(σ⁻²) J_n + diag(σ_p⁻²),     J_n = ∂f(x_n; θ)/∂θ |_θ̂,
 
-the GGN of the Gaussian negative log joint (for a Student-t likelihood σ⁻² is its Fisher
-information (ν + 1)/((ν + 3)σ²), :meth:`DynamicsModel.fisher_precision`) (MacKay 1992; Immer et al. 2021). Unlike the exact
+the GGN of the Gaussian negative log joint (MacKay 1992; Immer et al. 2021); for a Student-t
+likelihood σ⁻² is its Fisher information (ν + 1)/((ν + 3)σ²) (:meth:`DynamicsModel.fisher_precision`). Unlike the exact
 Hessian it is positive definite for any network, and for a linear model it *is* the Hessian,
 so the Laplace posterior of :class:`~pprl.models.dynamics.LinearGaussianDynamics` is exact.
 """

@@ -124,7 +124,7 @@ class Posterior:
         if obs.dim() == 1:
             obs, act = obs.unsqueeze(0), act.unsqueeze(0)
         with seeded(seed):
-            theta = self.sample_theta(num_samples, seed)
+            theta = guide_sample(self.guide, num_samples)
             y = self.predictive_mean(theta, self.model.inputs(obs.float(), act.float()))
             if noise:
                 y = self.model.likelihood(y).sample()

@@ -108,8 +108,8 @@ class DynamicsModel(PyroModule):
         """p(y | f) per output coordinate: N(f, σ²), or Student-t(ν, f, σ) when the spec says
         ``likelihood.type: student_t`` (arguments unchecked: this sits in inner loops)."""
         if self.spec.likelihood.type == "student_t":
-            return torch.distributions.StudentT(self.spec.likelihood.df, f, self.noise_scale, validate_args=False)
-        return torch.distributions.Normal(f, self.noise_scale, validate_args=False)
+            return dist.StudentT(self.spec.likelihood.df, f, self.noise_scale, validate_args=False)
+        return dist.Normal(f, self.noise_scale, validate_args=False)
 
     def log_likelihood(self, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """log p(y | f) summed over the output coordinates → ``f.shape[:-1]``."""
@@ -154,11 +154,7 @@ class DynamicsModel(PyroModule):
             loc = loc.reshape(*theta.shape[:-2], *loc.shape[-2:])
         subsample = torch.arange(x.shape[0], device=x.device)
         with pyro.plate("data", num_data or x.shape[0], subsample=subsample):
-            if self.spec.likelihood.type == "student_t":
-                noise = dist.StudentT(self.spec.likelihood.df, loc, self.noise_scale)
-            else:
-                noise = dist.Normal(loc, self.noise_scale)
-            return pyro.sample("obs", noise.to_event(1), obs=y)
+            return pyro.sample("obs", self.likelihood(loc).to_event(1), obs=y)
 
 
 class BayesianDynamics(DynamicsModel):
