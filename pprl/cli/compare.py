@@ -1,0 +1,46 @@
+"""``pprl compare MODEL INFERENCE... --data FILE -o DIR``: fit several families, one table and figure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pprl import compare
+from pprl.diagnostics.compare import plot_comparison
+from pprl.spec import as_inference_spec, as_model_spec
+
+from .common import add_fit_options, train_test
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("compare", help="fit several families and compare them")
+    p.add_argument("model", help="model spec (models/*.yaml)")
+    p.add_argument("inference", nargs="+", help="inference specs or family names")
+    add_fit_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    mspec = as_model_spec(args.model)
+    for f in args.inference:
+        as_inference_spec(f)
+    train, test = train_test(args)
+    run_compare(mspec, args.inference, train, test, Path(args.output), steps=args.steps, seed=args.seed,
+                device=args.device, quiet=args.quiet)
+    return 0
+
+
+def run_compare(model, families, train, test, out: Path, *, steps, seed, device, quiet) -> None:
+    """Fit every family, write posterior_<family>.pt, comparison.csv and comparison.png, print the table
+    (also used by ``pprl demo families``)."""
+    specs = [as_inference_spec(f) for f in families]  # check every spec before fitting any
+    out.mkdir(parents=True, exist_ok=True)
+    table, posteriors = compare(model, specs, train, test, steps=steps, seed=seed, device=device,
+                                progress=not quiet, return_posteriors=True)
+    for name, post in posteriors.items():
+        post.save(out / f"posterior_{name}.pt")
+    tmp = out / "comparison.csv.tmp"
+    table.to_csv(tmp)
+    tmp.replace(out / "comparison.csv")
+    figure = plot_comparison(table, posteriors, out / "comparison.png")
+    with_cols = ["elbo", "train_log_pred", "test_log_pred", "prior_log_pred", "wall_time_s"]
+    print(table[with_cols].to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {out / 'comparison.csv'}, {figure} and posterior_<family>.pt")
