@@ -52,7 +52,7 @@ from pyro.infer.autoguide.initialization import init_to_sample
 
 import pprl
 from pprl.data import Transitions
-from pprl.inference.families import make_guide
+from pprl.inference.families import make_family
 from pprl.inference.svi import _objective, _optimizer
 from pprl.spec import as_inference_spec
 
@@ -188,10 +188,11 @@ def pprl_variant(family: str, data, x, y, device, *, fit_loop: bool = False, fus
     that change to ``pprl.inference.svi._optimizer`` would buy)."""
     spec = as_inference_spec(ROOT / "inference" / f"{family}.yaml")
     model = build_pprl_model(data, device)
-    guide = make_guide(model, spec)
+    q = make_family(spec)
+    guide = q.make_guide(model)
     guide(*model.dummy_batch())
-    objective = _objective(model, guide, spec)
-    optimizer = _optimizer(guide, model, spec, model.param_dim)
+    objective = _objective(model, q, spec)
+    optimizer = _optimizer(q, model, spec, model.param_dim)
     flag = ""
     if fused:
         groups = [{k: v for k, v in g.items() if k in ("params", "lr")} for g in optimizer.param_groups]

@@ -19,20 +19,8 @@ MODEL_TYPES = ("bnn", "linear_gaussian")
 ACTIVATIONS = ("relu", "tanh", "elu", "silu", "softplus")
 TARGETS = ("delta", "next_obs")
 LIKELIHOODS = ("normal", "student_t")
-FAMILIES = ("mean_field", "low_rank", "full_rank", "flow", "map", "laplace")
-GAUSSIAN_FAMILIES = ("mean_field", "low_rank", "full_rank")
 ELBOS = ("plain", "analytic_kl", "renyi")
 OPTIMIZERS = ("adam", "adamw", "sgd")
-
-# Options each family accepts (name -> (type, default)).
-FAMILY_OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
-    "mean_field": {"local_reparam": (bool, True)},
-    "low_rank": {"rank": (int, 10)},
-    "full_rank": {},
-    "flow": {"num_flows": (int, 4), "hidden_dim": (int, 64)},
-    "map": {},
-    "laplace": {"jitter": (float, 1e-6)},
-}
 
 
 class SpecError(ValueError):
@@ -249,18 +237,28 @@ def parse_model_spec(data: dict, src: str = "<dict>") -> ModelSpec:
 
 # --------------------------------------------------------------------------- inference specs
 
+def _families() -> dict:
+    """The registered variational families (imported here, not at module load: the family
+    modules build on the model code, which builds on this module)."""
+    from .inference.families import FAMILIES
+    return FAMILIES
+
+
 def parse_inference_spec(data: dict, src: str = "<dict>") -> InferenceSpec:
-    """Validate an inference-spec mapping (see ``inference/*.yaml``)."""
+    """Validate an inference-spec mapping (see ``inference/*.yaml``). The family's class says
+    which objectives fit it and which options it takes (:class:`pprl.inference.families.Family`)."""
+    families = _families()
     allowed = {f.name for f in dataclasses.fields(InferenceSpec)} - {"source"}
     _check_keys(data, allowed, "", src)
     if "family" not in data:
-        raise SpecError(f"{src}: missing field 'family'; allowed: {', '.join(FAMILIES)}")
-    family = _check_choice(data["family"], FAMILIES, "family", src)
+        raise SpecError(f"{src}: missing field 'family'; allowed: {', '.join(families)}")
+    family = _check_choice(data["family"], tuple(families), "family", src)
+    cls = families[family]
     out: dict[str, Any] = {"family": family, "source": src,
                            "name": _check_type(data.get("name", family), str, "name", src),
-                           "elbo": "analytic_kl" if family in GAUSSIAN_FAMILIES else "plain"}
+                           "elbo": cls.elbos[0]}
 
-    schema = FAMILY_OPTIONS[family]
+    schema = cls.options
     opts = data.get("options") or {}
     if not isinstance(opts, dict):
         raise SpecError(f"{src}: field 'options' must be a mapping, got {opts!r}")
@@ -270,13 +268,25 @@ def parse_inference_spec(data: dict, src: str = "<dict>") -> InferenceSpec:
         raise SpecError(f"{src}: family '{family}' takes no options, got 'options.{next(iter(opts))}'")
     if "elbo" in data:
         out["elbo"] = _check_choice(data["elbo"], ELBOS, "elbo", src)
+    elbo = out["elbo"]
+    if elbo not in cls.elbos:
+        allowed_here = ", ".join(cls.elbos)
+        if elbo == "analytic_kl":
+            closed = [n for n, c in families.items() if "analytic_kl" in c.elbos]
+            raise SpecError(f"{src}: field 'elbo': 'analytic_kl' needs a closed-form KL(q || prior), which "
+                            f"only families {', '.join(closed)} have; allowed for '{family}': {allowed_here}")
+        if cls.point_estimate:
+            raise SpecError(f"{src}: field 'elbo': family '{family}' is fitted by MAP; allowed: {allowed_here}")
+        raise SpecError(f"{src}: field 'elbo': {elbo!r} does not fit family '{family}'; allowed: {allowed_here}")
     options = {}
-    for key, (typ, default) in schema.items():
-        if key == "local_reparam":  # on by default where it applies
-            default = out["elbo"] == "analytic_kl"
-        value = _check_type(opts.get(key, default), typ, f"options.{key}", src)
-        if typ in (int, float):
-            _check_positive(value, f"options.{key}", src, strict=key != "jitter")
+    for key, option in schema.items():
+        default = option.default(elbo) if callable(option.default) else option.default
+        value = _check_type(opts.get(key, default), option.type, f"options.{key}", src)
+        if option.bound is not None and option.type in (int, float):
+            _check_positive(value, f"options.{key}", src, strict=option.bound == "positive")
+        if option.needs_elbo and value is True and elbo != option.needs_elbo:
+            raise SpecError(f"{src}: field 'options.{key}' needs elbo '{option.needs_elbo}' "
+                            f"(family '{family}' supports it only with that objective)")
         options[key] = value
     out["options"] = options
 
@@ -297,17 +307,6 @@ def parse_inference_spec(data: dict, src: str = "<dict>") -> InferenceSpec:
     if "optimizer" in data:
         out["optimizer"] = _check_choice(data["optimizer"], OPTIMIZERS, "optimizer", src)
 
-    # Combinations that do not make sense.
-    elbo = out["elbo"]
-    if elbo == "analytic_kl" and family not in GAUSSIAN_FAMILIES:
-        raise SpecError(f"{src}: field 'elbo': 'analytic_kl' needs a closed-form KL(q || prior), which "
-                        f"only families {', '.join(GAUSSIAN_FAMILIES)} have; allowed for '{family}': "
-                        f"{'plain' if family in ('map', 'laplace') else 'plain, renyi'}")
-    if family in ("map", "laplace") and elbo != "plain":
-        raise SpecError(f"{src}: field 'elbo': family '{family}' is fitted by MAP; allowed: plain")
-    if family == "mean_field" and options["local_reparam"] and elbo != "analytic_kl":
-        raise SpecError(f"{src}: field 'options.local_reparam' needs elbo 'analytic_kl' "
-                        f"(the local reparameterisation estimates the expected log-likelihood only)")
     if "alpha" in data and elbo != "renyi":
         raise SpecError(f"{src}: field 'alpha' is only used with elbo 'renyi'")
     if elbo == "renyi" and out.get("alpha", 0.0) == 1.0:
@@ -328,7 +327,7 @@ def load_spec(path: str | Path) -> ModelSpec | InferenceSpec:
         return parse_model_spec(data, src)
     raise SpecError(f"{src}: cannot tell the kind of spec; a model spec has field 'type' "
                     f"({', '.join(MODEL_TYPES)}), an inference spec has field 'family' "
-                    f"({', '.join(FAMILIES)})")
+                    f"({', '.join(_families())})")
 
 
 def as_model_spec(spec: ModelSpec | dict | str | Path) -> ModelSpec:
@@ -365,7 +364,7 @@ def as_inference_spec(spec: InferenceSpec | dict | str | Path) -> InferenceSpec:
             return as_inference_spec(shipped)
         if not text.endswith((".yaml", ".yml")):
             raise SpecError(f"{text}: not a spec file or a family name; allowed families: "
-                            f"{', '.join(FAMILIES)}")
+                            f"{', '.join(_families())}")
     loaded = load_spec(text)
     if not isinstance(loaded, InferenceSpec):
         raise SpecError(f"{text}: expected an inference spec (field 'family'), got a model spec")

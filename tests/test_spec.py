@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pprl.inference.families import FAMILIES
 from pprl.spec import (
     ELBOS,
-    FAMILIES,
     InferenceSpec,
     LikelihoodSpec,
     ModelSpec,

@@ -26,7 +26,8 @@ gradient in one backward pass; no Python loop over transitions):
   ``num_samples`` common random numbers ε shared by all transitions, so rewards of different
   transitions differ by the data, not by Monte-Carlo noise. The KL is closed form for the
   Gaussian families; for the flow family only its final elementwise affine is updated per
-  transition and the KL is a Monte-Carlo estimate with the same common noise (``_FlowAffine``).
+  transition and the KL is a Monte-Carlo estimate with the same common noise
+  (:class:`~pprl.inference.families.flow.FlowAffineView`).
 * ``method="update", solver="linearized"``: the exact minimiser of (12) over *all* Gaussians
   with the likelihood linearised at the posterior mean, f(x; θ) ≈ f(x; μ) + J(θ − μ). With
   G = JΣJᵀ (the predictive covariance of f), S = R + G (R = diag σ²) and r = y − f(x; μ),
@@ -39,226 +40,27 @@ gradient in one backward pass; no Python loop over transitions):
   gradient of −E_q log p(y | x, θ) at φ and H the diagonal Hessian of the KL term,
   H = (1/σ², 2) for (μ, log σ).
 
-Supported: mean_field (all three), low_rank / full_rank / laplace (both ``update`` solvers),
-flow (``update`` with the gradient solver). The MAP family has no spread (its KL is
-undefined); it and every other combination raise a clear error.
+Each family declares what it supports (``Family.info_gain``) and supplies the per-transition
+view (``Family.info_gain_view``): mean_field all three, low_rank / full_rank / laplace both
+``update`` solvers, flow ``update`` with the gradient solver. The MAP family has no spread (its
+KL is undefined); it and every other combination raise a clear error.
 """
 from __future__ import annotations
 
-import pyro
 import torch
-from pyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal
 
 from ..data import Transitions
+from .families import info_gain_support_error
 from .posterior import Posterior
 
 METHODS = ("update", "second_order")
 SOLVERS = ("gradient", "linearized")
 
 
-# ---------------------------------------------------------------------------------------------
-# Gaussian families as plain tensors: per-transition copies carry a leading batch dimension n.
-class _MeanField:
-    """q = N(μ, diag σ²), parameters (loc, log_scale)."""
-
-    def __init__(self, guide: AutoNormal):
-        self.params = {"loc": guide.locs.theta.detach(), "log_scale": guide.scales.theta.detach().log()}
-        self.var = self.params["log_scale"].mul(2).exp()
-        self.noise_dim = self.var.shape[0]
-
-    def precondition(self, name, g):
-        """H⁻¹ g with H the Hessian of KL[q_ψ ‖ q_φ] at ψ = φ: ∂²/∂μ² = 1/σ², ∂²/∂(log σ)² = 2."""
-        return self.var * g if name == "loc" else 0.5 * g
-
-    def log_scale_var(self):
-        """E[(∂θ_d/∂ log-scale_d)²] = σ_d²: how far θ_d moves per unit of its log-scale."""
-        return self.var
-
-    def sample(self, p, eps):  # p: [n, D] each; eps: [S, D] → θ [n, S, D]
-        return p["loc"][:, None] + p["log_scale"].exp()[:, None] * eps
-
-    def kl(self, p, eps=None):  # KL[q_p ‖ q_φ] → [n], closed form (eps unused)
-        q = self.params
-        var_new = p["log_scale"].mul(2).exp()
-        return 0.5 * ((var_new + (p["loc"] - q["loc"]).square()) / self.var - 1).sum(-1) \
-            + (q["log_scale"] - p["log_scale"]).sum(-1)
-
-    def cov_times(self, v):  # Σ v for v [D, m]
-        return self.var[:, None] * v
-
-
-class _LowRank:
-    """q = N(μ, WWᵀ + diag d), parameters (loc, factor W, log_sd = ½ log d)."""
-
-    def __init__(self, guide: AutoLowRankMultivariateNormal):
-        scale = guide.scale.detach()
-        self.params = {"loc": guide.loc.detach(), "factor": guide.cov_factor.detach() * scale[:, None],
-                       "log_sd": scale.log()}
-        self.rank = self.params["factor"].shape[1]
-        self.noise_dim = self.rank + scale.shape[0]
-        W, d = self.params["factor"].double(), scale.double().square()
-        self.d_inv_W = W / d[:, None]  # D⁻¹W, [D, r] (float64, see kl)
-        C = torch.eye(self.rank, dtype=W.dtype, device=W.device) + W.T @ self.d_inv_W  # capacitance
-        self.C_tril = torch.linalg.cholesky(C)
-        self.logdet = d.log().sum() + 2 * self.C_tril.diagonal().log().sum()
-        white = torch.linalg.solve_triangular(self.C_tril, self.d_inv_W.T, upper=False)  # L_C⁻¹ WᵀD⁻¹
-        self.prec_diag = 1 / d - white.square().sum(0)  # diag Σ⁻¹
-
-    def _prec_quad(self, v):
-        """vᵀΣ⁻¹v per column for ``v [n, D, m]`` → ``[n, m]`` (Woodbury through the capacitance)."""
-        d_inv = self.params["log_sd"].double().mul(-2).exp()
-        u = torch.linalg.solve_triangular(self.C_tril, self.d_inv_W.T @ v, upper=False)  # [n, r, m]
-        return (v.square() * d_inv[:, None]).sum(1) - u.square().sum(1)
-
-    def precondition(self, name, g):
-        """Natural gradient Σ g for the mean, ½Σ g per column of the factor (the KL's curvature in W
-        is ≈ 2Σ⁻¹ ⊗ I at W' = W), a fixed ½ (the log-scale curvature) for log_sd."""
-        if name == "loc":
-            return self.cov_times(g.T).T
-        if name == "factor":  # g [n, D, r]
-            n, D, r = g.shape
-            return 0.5 * self.cov_times(g.transpose(0, 1).reshape(D, n * r)).reshape(D, n, r).transpose(0, 1)
-        return 0.5 * g
-
-    def log_scale_var(self):
-        return self.params["log_sd"].mul(2).exp()
-
-    def sample(self, p, eps):
-        z, e = eps[:, :self.rank], eps[:, self.rank:]
-        return p["loc"][:, None] + torch.einsum("ndr,sr->nsd", p["factor"], z) + p["log_sd"].exp()[:, None] * e
-
-    def kl(self, p, eps=None):
-        """½[tr Σ⁻¹Σ' + δᵀΣ⁻¹δ − D + log det Σ − log det Σ'], Σ' = W'W'ᵀ + D'; +inf where Σ' is not
-        numerically positive definite (a rejected line-search trial, never an exception)."""
-        W, d = p["factor"].double(), p["log_sd"].double().mul(2).exp()  # [n, D, r], [n, D]; float64: the
-        eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)  # terms of size D cancel to ~0
-        L, info = torch.linalg.cholesky_ex(eye + W.transpose(1, 2) @ (W / d[..., None]))
-        logdet_new = d.log().sum(-1) + 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-        delta = (p["loc"] - self.params["loc"]).double().unsqueeze(-1)
-        trace = (self.prec_diag * d).sum(-1) + self._prec_quad(W).sum(-1)
-        kl = 0.5 * (trace + self._prec_quad(delta)[:, 0] - d.shape[-1] + self.logdet - logdet_new)
-        kl = torch.where(info == 0, kl, torch.full_like(kl, float("inf")))
-        return kl.to(p["loc"].dtype)
-
-    def cov_times(self, v):
-        W = self.params["factor"]
-        return W @ (W.T @ v) + self.params["log_sd"].mul(2).exp()[:, None] * v
-
-
-class _FullRank:
-    """q = N(μ, LLᵀ). Updates are parametrised relative to q, q' = N(μ', L M Mᵀ Lᵀ) with
-    M = tril(A, −1) + diag(exp a), so KL[q' ‖ q] = ½(‖M‖²_F − D + ‖L⁻¹(μ' − μ)‖²) − Σ a and
-    its Hessian at q' = q is Σ⁻¹ for μ', 1 for A, 2 for a."""
-
-    def __init__(self, guide: AutoMultivariateNormal):
-        self.L = guide.scale.detach()[:, None] * guide.scale_tril.detach()
-        D = self.L.shape[0]
-        self.params = {"loc": guide.loc.detach(), "strict_lower": self.L.new_zeros(D, D),
-                       "log_diag": self.L.new_zeros(D)}
-        self.noise_dim = D
-
-    def precondition(self, name, g):
-        if name == "loc":
-            return self.cov_times(g.T).T
-        return g.tril(-1) if name == "strict_lower" else 0.5 * g
-
-    def _M(self, p):
-        return p["strict_lower"].tril(-1) + torch.diag_embed(p["log_diag"].exp())
-
-    def sample(self, p, eps):
-        return p["loc"][:, None] + torch.einsum("ij,njk,sk->nsi", self.L, self._M(p), eps)
-
-    def kl(self, p, eps=None):
-        delta = (p["loc"] - self.params["loc"]).T  # [D, n]
-        white = torch.linalg.solve_triangular(self.L, delta, upper=False)
-        M = self._M(p)
-        return 0.5 * (M.square().sum((-1, -2)) - M.shape[-1] + white.square().sum(0)) - p["log_diag"].sum(-1)
-
-    def cov_times(self, v):
-        return self.L @ (self.L.T @ v)
-
-
-class _FlowAffine:
-    """q = (A ∘ g)#N(0, I): coupling layers g, then the elementwise affine A(u) = μ + σ ⊙ u.
-
-    A per-transition update moves only A (2D numbers; the couplings, 10⁵–10⁶ weights, are
-    shared): q'_n = (A'_n ∘ g)#N(0, I). Both push the same u_s = g(ε_s) forward, θ_s = A(u_s)
-    ~ q and θ'_ns = A'_n(u_s) ~ q'_n, so log q'(θ'_ns) = log q(θ_s) − Σ_d log(1 + b_d) with
-    b = σ'/σ − 1, and KL[q'‖q] = E[log q(θ_s) − log q(θ'_ns)] − Σ log(1 + b). The first-order
-    part of the integrand, −∇log q(θ_s)·(θ'_ns − θ_s), has the known mean Σ b (Stein's
-    identity E[u ∂_u log p(u)] = −1), so it is used as a control variate:
-
-        KL ≈ (1/S) Σ_s [log q(θ_s) − log q(θ'_ns) + ∇log q(θ_s)·(θ'_ns − θ_s)] + Σ_d (b_d − log(1 + b_d)).
-
-    The Monte-Carlo error is then second order in the update (an optimiser cannot push a
-    plain estimate below zero by exploiting the noise of the fixed ε), it is 0 at q' = q, and
-    exact for Gaussian q with whitened ε. log q(θ') inverts the couplings: N·S inverse flow
-    passes per evaluation, far slower than the Gaussian families' closed forms.
-
-    Preconditioner (the KL Hessian at q' = q is not closed form): the mean by the inverse
-    diagonal Fisher information F_d = E[(∂_d log q)²] (σ_d² for a mean-field Gaussian; the
-    marginal variance would overshoot along correlated directions), the log-scales by
-    1/(2 V_d F_d) with V the marginal variance of θ — the Gaussian value, ½ for a mean field
-    and smaller where the flow stretches the affine's input. The line search does the rest."""
-
-    def __init__(self, guide):
-        *couplings, affine = guide.transform.parts
-        self.couplings = torch.distributions.ComposeTransform(couplings)
-        self.log_q = guide.get_posterior().log_prob
-        self.params = {"loc": affine.loc.detach(), "log_scale": affine.scale.detach().log()}
-        self.noise_dim = self.params["loc"].shape[0]
-        self._eps = None
-
-    def _base(self, eps):
-        """u_s = g(ε_s), θ_s, log q(θ_s) and ∇log q(θ_s), cached for the call's common noise."""
-        if self._eps is not eps:
-            with torch.no_grad():
-                self._u = self.couplings(eps)
-            with torch.enable_grad():
-                theta = (self.params["loc"] + self.params["log_scale"].exp() * self._u).requires_grad_()
-                log_q = self.log_q(theta)
-                score, = torch.autograd.grad(log_q.sum(), theta)
-            self._theta, self._log_q_old, self._score = theta.detach(), log_q.detach(), score
-            fisher = score.square().mean(0)
-            self._inv_fisher = fisher.reciprocal()
-            self._log_scale_gain = 0.5 / (theta.detach().var(0, unbiased=False) * fisher)
-            self._eps = eps
-        return self._u
-
-    def precondition(self, name, g):
-        return self._inv_fisher * g if name == "loc" else self._log_scale_gain * g
-
-    def log_scale_var(self):
-        return (self._theta - self.params["loc"]).square().mean(0)  # E[(σ u)²], u = g(ε)
-
-    def sample(self, p, eps):
-        return p["loc"][:, None] + p["log_scale"].exp()[:, None] * self._base(eps)
-
-    def kl(self, p, eps):
-        theta = self.sample(p, eps)  # [n, S, D]
-        with pyro.validation_enabled(False):  # a rejected line-search trial may be non-finite
-            log_q_new = self.log_q(theta.reshape(-1, theta.shape[-1])).reshape(theta.shape[:2])
-        linear = (self._score * (theta - self._theta)).sum(-1)
-        log_ratio = p["log_scale"] - self.params["log_scale"]  # log(1 + b)
-        return (self._log_q_old - log_q_new + linear).mean(1) + (log_ratio.exp() - 1 - log_ratio).sum(-1)
-
-
 def posterior_view(posterior: Posterior):
-    """The posterior's q(θ) as plain tensors for per-transition updates, or a clear error."""
-    family, guide = posterior.family, posterior.guide
-    if family == "mean_field":
-        return _MeanField(guide)
-    if family == "low_rank":
-        return _LowRank(guide)
-    if family in ("full_rank", "laplace"):
-        return _FullRank(guide)
-    if family == "flow":
-        return _FlowAffine(guide)
-    if family == "map":
-        raise ValueError("information gain is undefined for the 'map' family: a point estimate has no "
-                         "posterior spread to update (use mean_field, low_rank, full_rank, laplace or flow)")
-    raise ValueError(f"information gain for the {family!r} family is not supported "
-                     f"(use mean_field, low_rank, full_rank, laplace or flow)")
+    """The posterior's q(θ) as plain tensors for per-transition updates (its family's
+    :meth:`~pprl.inference.families.Family.info_gain_view`), or a clear error."""
+    return posterior.q.info_gain_view()
 
 
 def common_noise(num_samples: int, dim: int, seed: int, device, dtype) -> torch.Tensor:
@@ -297,15 +99,12 @@ class InfoGain:
             raise ValueError(f"unknown info-gain method {method!r}; allowed: {', '.join(METHODS)}")
         if solver not in SOLVERS:
             raise ValueError(f"unknown info-gain solver {solver!r}; allowed: {', '.join(SOLVERS)}")
-        if method == "second_order" and posterior.family != "mean_field":
-            raise ValueError(f"method='second_order' needs the diagonal KL Hessian of a mean_field posterior "
-                             f"(VIME eq. 16), not {posterior.family!r}; use method='update'")
+        unsupported = info_gain_support_error(type(posterior.q), method, solver)
+        if unsupported:
+            raise ValueError(unsupported)
         if method == "update" and solver == "linearized" and posterior.model.spec.likelihood.type != "normal":
             raise ValueError("solver='linearized' is the closed-form update under a Gaussian likelihood; a "
                              f"{posterior.model.spec.likelihood.type!r} likelihood needs solver='gradient'")
-        if method == "update" and solver == "linearized" and posterior.family == "flow":
-            raise ValueError("solver='linearized' is the closed-form update of a Gaussian posterior; the flow "
-                             "family needs solver='gradient' (Monte-Carlo KL)")
         for name, value in (("steps", steps), ("num_samples", num_samples), ("chunk_size", chunk_size)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")

@@ -1,8 +1,11 @@
 """A fitted posterior q(θ) over a dynamics model: predictive samples, log predictive density,
-parameter samples, and a safe checkpoint format (``torch.load(..., weights_only=True)``)."""
+parameter samples, and a safe checkpoint format (``torch.load(..., weights_only=True)``).
+
+Everything that depends on the form of q is asked of its :class:`~pprl.inference.families.Family`."""
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 
 import torch
@@ -12,8 +15,7 @@ from ..models.dynamics import DynamicsModel, build_model
 from ..pyro_settings import local_params
 from ..rng import seeded
 from ..spec import InferenceSpec, ModelSpec, parse_inference_spec, parse_model_spec
-from .families import affine_transform_guide, guide_mean, guide_sample, make_guide
-from .laplace import laplace_guide
+from .families import Family, make_family
 
 FORMAT = "pprl.posterior/1"
 
@@ -34,43 +36,42 @@ def log_predictive_density(model: DynamicsModel, theta: torch.Tensor, data: Tran
     return torch.cat(out) + model.target_norm.log_abs_det()
 
 
-def linearized_mean(model: DynamicsModel, theta_hat: torch.Tensor):
-    """f_lin(x; θ) = f(x; θ̂) + J_x (θ − θ̂): the network linearised at θ̂, evaluated for a batch
-    of θ with one vmapped forward-mode product (no Jacobian is formed). Used as the predictive
-    of the Laplace family — the GLM predictive of Immer et al. 2021, which, unlike sampling
-    weights through the nonlinear network, is the model the GGN posterior is exact for."""
-    from torch.func import jvp, vmap
-
-    def mean_fn(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        f = lambda t: model.mean(t.unsqueeze(0), x).squeeze(0)
-        f0, jv = vmap(lambda d: jvp(f, (theta_hat,), (d,)), out_dims=(None, 0))(theta - theta_hat)
-        return f0 + jv
-
-    return mean_fn
-
-
 class Posterior:
     """q(θ) fitted to data for one dynamics model and one variational family.
 
-    The predictive samples θ ~ q and pushes it through the model, except for ``laplace``,
-    whose predictive uses the network linearised at the MAP (:func:`linearized_mean`).
+    ``q`` is the fitted :class:`~pprl.inference.families.Family` (bound to its model and guide);
+    the predictive samples θ ~ q and pushes it through ``q.predictive_mean`` (the model itself,
+    or for ``laplace`` the network linearised at the MAP).
     """
 
-    def __init__(self, model: DynamicsModel, guide, inference: InferenceSpec,
-                 elbo_trace: torch.Tensor | None = None, info: dict | None = None):
-        self.model, self.guide, self.inference = model, guide, inference
+    def __init__(self, q: Family, elbo_trace: torch.Tensor | None = None, info: dict | None = None):
+        if not isinstance(q, Family) or q.guide is None:
+            raise TypeError("Posterior(q, ...) needs a Family bound to a model and a guide "
+                            "(make_family(spec).make_guide(model), or make_family(spec, model, guide))")
+        self.q = q
         self.elbo_trace = elbo_trace if elbo_trace is not None else torch.empty(0)
         self.info = dict(info or {})
 
-    def predictive_mean(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The mean of p(y | x, θ) used by the predictive, for ``theta [S, D]`` → ``[S, N, obs_dim]``."""
-        if self.family == "laplace":
-            return linearized_mean(self.model, self.mean_theta())(theta, x)
-        return self.model.mean(theta, x)
+    @property
+    def model(self) -> DynamicsModel:
+        return self.q.model
+
+    @property
+    def guide(self):
+        return self.q.guide
+
+    @property
+    def inference(self) -> InferenceSpec:
+        return self.q.spec
 
     @property
     def family(self) -> str:
-        return self.inference.family
+        """The family's name (``self.q`` is the family object)."""
+        return self.q.name
+
+    def predictive_mean(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The mean of p(y | x, θ) used by the predictive, for ``theta [S, D]`` → ``[S, N, obs_dim]``."""
+        return self.q.predictive_mean(theta, x)
 
     @property
     def device(self) -> torch.device:
@@ -84,10 +85,11 @@ class Posterior:
         """Fit the model's normalisation to ``data`` and re-express q(θ) in the new units, in place.
 
         The model's parameters map as θ' = a ⊙ θ + c (:meth:`DynamicsModel.refit_normalizer`) and
-        q is pushed through that map, so the predictive distribution at any raw input is unchanged;
-        only the prior (declared in normalised units) now sits at the new data's scale."""
+        q is pushed through that map (:meth:`Family.affine_transform`), so the predictive
+        distribution at any raw input is unchanged; only the prior (declared in normalised units)
+        now sits at the new data's scale."""
         a, c = self.model.refit_normalizer(data.to(self.device))
-        affine_transform_guide(self.guide, a, c)
+        self.q.affine_transform(a, c)
         return self
 
     # ---------------------------------------------------------------- sampling
@@ -97,7 +99,7 @@ class Posterior:
         Every sampling method here takes ``seed`` and leaves the global RNG as it found it, so
         the same call gives the same draws whatever ran before it (see :mod:`pprl.rng`)."""
         with seeded(seed):
-            return guide_sample(self.guide, num_samples)
+            return self.q.sample(num_samples)
 
     @torch.no_grad()
     def sample(self, num_samples: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -113,7 +115,7 @@ class Posterior:
     def mean_theta(self) -> torch.Tensor:
         """E_q[θ]: closed form where q has one, else a Monte-Carlo mean over fixed draws."""
         with seeded(0):
-            return guide_mean(self.guide).detach()
+            return self.q.mean().detach()
 
     @torch.no_grad()
     def predict(self, obs: torch.Tensor, act: torch.Tensor, num_samples: int = 100,
@@ -124,7 +126,7 @@ class Posterior:
         if obs.dim() == 1:
             obs, act = obs.unsqueeze(0), act.unsqueeze(0)
         with seeded(seed):
-            theta = guide_sample(self.guide, num_samples)
+            theta = self.q.sample(num_samples)
             y = self.predictive_mean(theta, self.model.inputs(obs.float(), act.float()))
             if noise:
                 y = self.model.likelihood(y).sample()
@@ -149,7 +151,7 @@ class Posterior:
                 "inference_spec": self.inference.to_dict(),
                 "obs_dim": self.model.obs_dim, "act_dim": self.model.act_dim,
                 "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "guide_state": {k: v.detach().cpu() for k, v in self.guide.state_dict().items()},
+                "guide_state": self.q.state_dict(),
                 "elbo_trace": self.elbo_trace.detach().cpu(), "info": self.info}
 
     def save(self, path: str | Path) -> Path:
@@ -163,19 +165,6 @@ class Posterior:
 
 
 @local_params
-def rebuild_guide(model: DynamicsModel, inference: InferenceSpec, guide_state: dict | None = None):
-    """An initialised guide for ``model`` (its parameters created), optionally loaded from a state."""
-    if inference.family == "laplace" and guide_state is not None and "scale_tril" in guide_state:
-        return laplace_guide(model, guide_state["loc"].to(model.prior_loc.device),
-                             (guide_state["scale"][:, None] * guide_state["scale_tril"]).to(model.prior_loc.device))
-    guide = make_guide(model, inference)
-    guide(*model.dummy_batch())  # set up the guide's parameters
-    if guide_state is not None:
-        guide.load_state_dict({k: v.to(model.prior_loc.device) for k, v in guide_state.items()})
-    return guide
-
-
-@local_params
 def posterior_from_state(state: dict, device: str | torch.device = "cpu", where: str = "<state>") -> Posterior:
     """Rebuild a posterior from :meth:`Posterior.state` (e.g. inside a training checkpoint)."""
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -185,8 +174,9 @@ def posterior_from_state(state: dict, device: str | torch.device = "cpu", where:
     model = build_model(mspec, state["obs_dim"], state["act_dim"])
     model.load_state_dict(state["model_state"])
     model.to(device)
-    guide = rebuild_guide(model, ispec, state["guide_state"])
-    return Posterior(model, guide, ispec, state["elbo_trace"], state.get("info"))
+    q = make_family(ispec)
+    q.load_guide(model, state["guide_state"])
+    return Posterior(q, state["elbo_trace"], state.get("info"))
 
 
 def load_posterior(path: str | Path, device: str | torch.device = "cpu") -> Posterior:
@@ -194,4 +184,9 @@ def load_posterior(path: str | Path, device: str | torch.device = "cpu") -> Post
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such posterior checkpoint")
-    return posterior_from_state(torch.load(path, map_location="cpu", weights_only=True), device, str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{path}: not a pprl posterior checkpoint (torch.load failed: {reason[:120]})") from None
+    return posterior_from_state(state, device, str(path))

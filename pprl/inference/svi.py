@@ -23,7 +23,6 @@ from pathlib import Path
 
 import torch
 from pyro.infer import RenyiELBO, Trace_ELBO
-from pyro.infer.autoguide import AutoDelta, AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal
 from tqdm.auto import tqdm
 
 from ..data import Transitions
@@ -31,11 +30,8 @@ from ..models.dynamics import DynamicsModel, build_model
 from ..pyro_settings import local_params
 from ..rng import seeded
 from ..spec import InferenceSpec, ModelSpec, as_inference_spec
-from .laplace import laplace_from_map
+from .families import Family, make_family
 from .posterior import Posterior
-from .families import make_guide
-
-
 
 class FitDiverged(RuntimeError):
     """The ELBO or its gradient became NaN/inf. ``.posterior`` holds the last good state
@@ -47,66 +43,32 @@ class FitDiverged(RuntimeError):
         self.step, self.posterior = step, posterior
 
 
-def _gaussian_kl_and_sample(guide, prior_loc, prior_scale, num_particles, draw=True):
-    """KL(q ‖ N(μ_p, diag σ_p²)) in closed form and P reparameterised draws θ ~ q (for mean_field
-    with ``draw=False``, its (μ, σ) instead), for the three
-    Gaussian families as Pyro parameterises them (s = ``scale``):
-
-    - mean_field: Σ = diag s²;
-    - low_rank:   Σ = diag(s)(FFᵀ + I)diag(s), log det Σ = 2Σ log s + log det(I_r + FᵀF);
-    - full_rank:  Σ = (diag(s) U)(diag(s) U)ᵀ with U unit lower-triangular, log det Σ = 2Σ log s;
-
-    KL = ½[Σ_i Σ_ii/σ_p,i² + Σ_i (μ_i − μ_p,i)²/σ_p,i² − D + Σ_i log σ_p,i² − log det Σ].
-    """
-    if isinstance(guide, AutoNormal):
-        loc, s = guide.locs.theta, guide.scales.theta
-        var, logdet = s.square(), 2 * s.log().sum()
-        theta = loc + s * torch.randn(num_particles, loc.shape[-1], device=loc.device, dtype=loc.dtype) if draw else (loc, s)
-    elif isinstance(guide, AutoLowRankMultivariateNormal):
-        loc, s, F = guide.loc, guide.scale, guide.cov_factor
-        var = s.square() * (F.square().sum(-1) + 1)
-        eye = torch.eye(F.shape[-1], device=F.device, dtype=F.dtype)
-        logdet = 2 * s.log().sum() + torch.logdet(eye + F.T @ F)
-        eps_r = torch.randn(num_particles, F.shape[-1], device=loc.device, dtype=loc.dtype)
-        theta = loc + s * (eps_r @ F.T + torch.randn(num_particles, loc.shape[-1], device=loc.device, dtype=loc.dtype))
-    elif isinstance(guide, AutoMultivariateNormal):
-        loc, s, U = guide.loc, guide.scale, guide.scale_tril
-        var = s.square() * U.square().sum(-1)
-        logdet = 2 * s.log().sum()
-        theta = loc + s * (torch.randn(num_particles, loc.shape[-1], device=loc.device, dtype=loc.dtype) @ U.T)
-    else:
-        raise TypeError(f"no closed-form KL for {type(guide).__name__}")
-    p_var = prior_scale.square()
-    kl = 0.5 * ((var + (loc - prior_loc).square()) / p_var + p_var.log() - 1).sum() - 0.5 * logdet
-    return kl, theta
-
-
-def analytic_kl_loss(model: DynamicsModel, guide, x: torch.Tensor, y: torch.Tensor, num_data: int,
+def analytic_kl_loss(model: DynamicsModel, q: Family, x: torch.Tensor, y: torch.Tensor, num_data: int,
                      num_particles: int = 1, local_reparam: bool = False) -> torch.Tensor:
-    """−ELBO = KL(q ‖ p) − (N/M) Σ_n (1/P) Σ_p log N(y_n | f(x_n; θ_p), σ_y²) for a Gaussian q,
-    with the closed-form KL of :func:`_gaussian_kl_and_sample`. With ``local_reparam`` (mean-field
-    only) the likelihood term samples pre-activations instead of weights."""
-    kl, theta = _gaussian_kl_and_sample(guide, model.prior_loc, model.prior_scale, num_particles,
-                                        draw=not local_reparam)
-    if local_reparam:  # theta is (loc, scale) of the mean-field guide
-        f = model.mean_local_reparam(*theta, x, num_particles)
+    """−ELBO = KL(q ‖ p) − (N/M) Σ_n (1/P) Σ_p log p(y_n | f(x_n; θ_p)) for a family with a
+    closed-form KL (:meth:`Family.kl_to_prior`). With ``local_reparam`` (mean-field only) the
+    likelihood term samples pre-activations instead of weights."""
+    kl = q.kl_to_prior()
+    if local_reparam:
+        f = model.mean_local_reparam(q.loc, q.scale, x, num_particles)
     else:
-        f = model.mean(theta, x)
+        f = model.mean(q.sample(num_particles), x)
     log_lik = model.log_likelihood(f, y)  # [P, M]
     return kl - num_data / x.shape[0] * log_lik.sum(-1).mean()
 
 
-def _objective(model, guide, spec: InferenceSpec):
+def _objective(model, q: Family, spec: InferenceSpec):
     """A function (x, y, N) → loss with gradients accumulated in the parameters."""
+    guide = q.guide
     if spec.elbo == "analytic_kl":
         local = spec.options.get("local_reparam", False)
 
         def step(x, y, n):
-            loss = analytic_kl_loss(model, guide, x, y, n, spec.num_particles, local)
+            loss = analytic_kl_loss(model, q, x, y, n, spec.num_particles, local)
             loss.backward()
             return loss.detach()
         return step
-    particles = 1 if spec.family in ("map", "laplace") else spec.num_particles
+    particles = 1 if q.point_estimate else spec.num_particles
     kw = dict(num_particles=particles, vectorize_particles=particles > 1, max_plate_nesting=1)
     if spec.elbo == "renyi":
         elbo = RenyiELBO(alpha=spec.alpha, **kw)
@@ -120,17 +82,15 @@ def _objective(model, guide, spec: InferenceSpec):
     return step
 
 
-# Guide parameters that couple many coordinates of θ (a D×D Cholesky factor, a D×r factor, the
-# coupling networks of a flow). Adam moves every entry by ≈ lr per step, so a row of D such
-# entries moves by ≈ lr·√D: their step size is scaled by 1/√D to keep q(θ) stable at BNN sizes.
-STRUCTURE_PARAMS = ("scale_tril", "cov_factor", ".nn.")
-
-
-def _optimizer(guide, model, spec: InferenceSpec, param_dim: int):
+def _optimizer(q: Family, model, spec: InferenceSpec, param_dim: int):
+    """Adam (or the spec's optimiser) over the guide and the model's own parameters. Guide
+    parameters that couple many coordinates of θ (``q.structure_params``: a D×D Cholesky factor,
+    a D×r factor, a flow's coupling networks) get the step size lr/√D: Adam moves every entry by
+    ≈ lr per step, so a row of D such entries moves by ≈ lr·√D and q(θ) would not stay stable."""
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[spec.optimizer]
     plain, structure = list(model.parameters()), []
-    for name, p in guide.named_parameters():
-        (structure if any(s in name for s in STRUCTURE_PARAMS) else plain).append(p)
+    for name, p in q.guide.named_parameters():
+        (structure if any(s in name for s in q.structure_params) else plain).append(p)
     groups = [{"params": plain}]
     if structure:
         groups.append({"params": structure, "lr": spec.lr / math.sqrt(param_dim)})
@@ -147,14 +107,6 @@ def _resolve_device(device) -> torch.device:
         raise ValueError(f"device {str(device)!r} requested but this machine has {torch.cuda.device_count()} "
                          f"CUDA device(s): use cuda:0 … cuda:{torch.cuda.device_count() - 1}")
     return device
-
-
-def _warm_guide(model: DynamicsModel, spec: InferenceSpec, init: Posterior):
-    """The guide to continue from: the posterior's own, or for Laplace a MAP guide at its mean."""
-    if spec.family != "laplace":
-        return init.guide
-    loc = init.mean_theta()
-    return AutoDelta(model, init_loc_fn=lambda site: loc.clone())
 
 
 @local_params
@@ -205,13 +157,14 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     out_dir = Path(out_dir) if out_dir is not None else None
 
     with seeded(seed):
-        guide = _warm_guide(model, spec, init) if init is not None else make_guide(model, spec)
+        q = make_family(spec)
+        guide = q.warm_start(init.q) if init is not None else q.make_guide(model)
         guide(x[:M], y[:M], N)  # set up the guide's parameters
         params = list(guide.parameters()) + list(model.parameters())
-        optimizer = _optimizer(guide, model, spec, model.param_dim)
+        optimizer = _optimizer(q, model, spec, model.param_dim)
         gamma = spec.lr_decay ** (1.0 / steps)
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
-        objective = _objective(model, guide, spec)
+        objective = _objective(model, q, spec)
         losses = torch.empty(steps)
         order, cursor = torch.randperm(N, device=device), 0
         start = time.perf_counter()
@@ -233,7 +186,7 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
             grad_norm = torch.nn.utils.clip_grad_norm_(params, spec.grad_clip or float("inf"))
             if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
                 what = "ELBO" if not torch.isfinite(loss) else "ELBO gradient"
-                posterior = Posterior(model, guide, spec, -losses[:step] + units,
+                posterior = Posterior(q, -losses[:step] + units,
                                       {"steps": step, "seed": seed, "diverged_at": step})
                 where = ""
                 if out_dir is not None:
@@ -247,13 +200,12 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
             if progress and (step % max(1, steps // 100) == 0 or step == steps - 1):
                 bar.set_postfix(elbo=f"{-float(loss) + units:.4g}")
             if out_dir is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
-                Posterior(model, guide, spec, -losses[:step + 1] + units,
+                Posterior(q, -losses[:step + 1] + units,
                           {"steps": step + 1, "seed": seed}).save(out_dir / "checkpoint.pt")
-        if spec.family == "laplace":
-            guide = laplace_from_map(model, guide.theta.detach(), x, spec.options["jitter"])
+        q.finish(x)
         wall = time.perf_counter() - start
     info = {"steps": steps, "seed": seed, "device": str(device), "num_data": N, "wall_time_s": wall}
-    return Posterior(model, guide, spec, -losses + units, info)
+    return Posterior(q, -losses + units, info)
 
 
 @torch.no_grad()
@@ -265,8 +217,8 @@ def elbo_per_transition(posterior: Posterior, data: Transitions, *, num_particle
     The likelihood term is a Monte-Carlo estimate over ``num_particles`` draws θ ~ q and, above
     ``max_points`` transitions, a uniform subsample (unbiased for the mean). KL is closed form for
     the Gaussian families, a Monte-Carlo estimate for the flow, and −log p(θ̂) for ``map`` (whose
-    "ELBO" is the log joint). Seeded; the global RNG is left untouched."""
-    model, guide = posterior.model, posterior.guide
+    "ELBO" is the log joint): :meth:`Family.regularizer`. Seeded; the global RNG is left untouched."""
+    model, q = posterior.model, posterior.q
     data = data.to(posterior.device)
     N = len(data)
     if N < 1:
@@ -275,14 +227,8 @@ def elbo_per_transition(posterior: Posterior, data: Transitions, *, num_particle
     if N > max_points:
         data = data[torch.randperm(N, generator=gen, device=posterior.device)[:max_points]]
     with seeded(seed):
-        if isinstance(guide, (AutoNormal, AutoLowRankMultivariateNormal, AutoMultivariateNormal)):
-            kl, theta = _gaussian_kl_and_sample(guide, model.prior_loc, model.prior_scale, num_particles)
-        elif isinstance(guide, AutoDelta):
-            theta = guide.theta.detach()[None]
-            kl = -model.prior().log_prob(theta[0])
-        else:
-            theta = posterior.sample_theta(num_particles).detach()
-            kl = (guide.get_posterior().log_prob(theta) - model.prior().log_prob(theta)).mean()
+        theta = q.sample(num_particles)
+        kl = q.regularizer(theta)
     x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
     f = posterior.predictive_mean(theta, x)  # [P, n, obs_dim]
     log_lik = model.log_likelihood(f, y).mean(0)  # [n]

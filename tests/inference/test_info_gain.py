@@ -6,8 +6,7 @@ from scipy.stats import spearmanr
 
 import pprl
 from pprl.inference.info_gain import InfoGain
-from pprl.inference.laplace import laplace_guide
-from pprl.inference.posterior import rebuild_guide
+from pprl.inference.families import laplace_guide, make_family
 from pprl.spec import as_inference_spec
 from tests.conftest import linear_system
 
@@ -29,15 +28,16 @@ def conjugate():
 
 
 def full_rank_posterior(model, mvn):
-    return pprl.Posterior(model, laplace_guide(model, mvn.loc, mvn.scale_tril), as_inference_spec("full_rank"))
+    return pprl.Posterior(make_family(as_inference_spec("full_rank"), model, laplace_guide(model, mvn.loc, mvn.scale_tril)))
 
 
 def mean_field_posterior(model, mvn):
     """The mean-field family's optimum for a Gaussian target: its mean and 1/diag(precision)."""
-    guide = rebuild_guide(model, as_inference_spec("mean_field"))
+    q = make_family(as_inference_spec("mean_field"))
+    guide = q.load_guide(model)
     guide.locs.theta = mvn.loc.clone()
     guide.scales.theta = mvn.precision_matrix.diagonal().rsqrt()
-    return pprl.Posterior(model, guide, as_inference_spec("mean_field"))
+    return pprl.Posterior(q)
 
 
 @pytest.mark.parametrize("solver, options", [("linearized", {}), ("gradient", {"steps": 30, "num_samples": 64})])
@@ -93,7 +93,7 @@ def test_factored_second_order_equals_per_transition_gradients(bnn_posterior, pe
     from pprl.inference.info_gain import common_noise, posterior_view
 
     _, test = pendulum
-    post = pprl.Posterior(bnn_posterior.model.double(), bnn_posterior.guide.double(), bnn_posterior.inference)
+    post = pprl.Posterior(make_family(bnn_posterior.inference, bnn_posterior.model.double(), bnn_posterior.guide.double()))
     try:
         ig = InfoGain(post, method="second_order", num_samples=num_samples, step_size=0.5)
         data = test[:40].to(post.device)
@@ -114,12 +114,11 @@ def test_factored_second_order_equals_per_transition_gradients(bnn_posterior, pe
 def identity_flow_posterior(model, loc, scale):
     """The flow family at its initialisation (couplings are the identity) with the final affine
     set to (loc, scale): exactly the mean-field Gaussian N(loc, diag scale²)."""
-    spec = as_inference_spec("flow")
-    guide = rebuild_guide(model, spec)
-    affine = guide.transform.parts[-1]
+    q = make_family(as_inference_spec("flow"))
+    q.load_guide(model)
     with torch.no_grad():
-        affine.loc.copy_(loc), affine.raw_scale.copy_(scale.expm1().log())
-    return pprl.Posterior(model, guide, spec)
+        q.affine.loc.copy_(loc), q.affine.raw_scale.copy_(scale.expm1().log())
+    return pprl.Posterior(q)
 
 
 def test_flow_update_equals_mean_field_update_when_the_flow_is_gaussian(conjugate):
@@ -190,14 +189,17 @@ def test_refit_on_new_data_lowers_their_gain(bnn_posterior, pendulum):
 
 @pytest.mark.parametrize("family, method, message", [
     ("map", "update", "undefined for the 'map' family"),
-    ("full_rank", "second_order", "mean_field posterior"),
-    ("flow", "second_order", "mean_field posterior"),
-    ("flow", "linearized", "needs solver='gradient'"),
+    ("full_rank", "second_order", r"not available for the 'full_rank' family \(families with it: mean_field\)"),
+    ("flow", "second_order", r"not available for the 'flow' family \(families with it: mean_field\)"),
+    ("flow", "linearized", "solver='linearized' is not available for the 'flow' family with method='update'; "
+                           "allowed: gradient"),
 ])
 def test_unsupported_combinations_fail_clearly(family, method, message):
     model = pprl.build_model(MODEL, 2, 1)
     spec = as_inference_spec(family)
-    post = pprl.Posterior(model, rebuild_guide(model, spec), spec)
+    q = make_family(spec)
+    q.load_guide(model)
+    post = pprl.Posterior(q)
     options = {"solver": "linearized"} if method == "linearized" else {"method": method}
     with pytest.raises(ValueError, match=message):
         InfoGain(post, **options)

@@ -310,9 +310,6 @@ def test_loading_a_torch_file_that_is_not_a_posterior_names_it(tmp_path):
         posterior_from_state({"model": 1}, where="inside run.pt")
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: torch.load's own error escapes load_posterior "
-                   "(KeyError for a text file, EOFError with no message for an empty one), not a ValueError "
-                   "naming the path")
 @pytest.mark.parametrize("content", [b"hello, not a checkpoint\n", b""], ids=["text", "empty"])
 def test_loading_a_file_that_is_not_a_torch_checkpoint_names_it(tmp_path, content):
     path = tmp_path / "notes.pt"

@@ -69,9 +69,9 @@ def test_elbo_per_transition_is_the_exact_elbo_for_a_conjugate_posterior():
                               "likelihood": {"noise_scale": 0.1}}, data.obs_dim, data.act_dim).double()
     model.fit_normalizer(data)
     exact = model.exact_posterior(data)
-    from pprl.inference.laplace import laplace_guide
+    from pprl.inference.families import laplace_guide, make_family
     from pprl.spec import as_inference_spec
-    post = pprl.Posterior(model, laplace_guide(model, exact.loc, exact.scale_tril), as_inference_spec("full_rank"))
+    post = pprl.Posterior(make_family(as_inference_spec("full_rank"), model, laplace_guide(model, exact.loc, exact.scale_tril)))
     x = torch.cat([model.inputs(data.obs, data.act), torch.ones(len(data), 1, dtype=torch.float64)], -1)
     y = model.targets(data.obs, data.next_obs)
     log_evidence = 0.0  # per output column: y_j ~ N(0, σ_p² XXᵀ + σ² I)

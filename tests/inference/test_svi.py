@@ -6,7 +6,7 @@ from pyro.infer import Trace_ELBO
 from torch.distributions import MultivariateNormal, kl_divergence
 
 import pprl
-from pprl.inference.families import make_guide
+from pprl.inference.families import make_family
 from pprl.inference.svi import analytic_kl_loss
 from pprl.spec import parse_inference_spec
 from tests.conftest import linear_system
@@ -45,12 +45,13 @@ def test_analytic_kl_objective_matches_closed_form(family, local):
     x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
     spec = parse_inference_spec({"family": family, "init_scale": 0.3,
                                  **({"options": {"rank": 3}} if family == "low_rank" else {})})
-    guide = make_guide(model, spec)
+    q = make_family(spec)
+    guide = q.make_guide(model)
     guide(x, y, len(x))
     with torch.no_grad():
         exact = exact_negative_elbo(model, gaussian_q(guide), x, y)
     with torch.no_grad():
-        ours = analytic_kl_loss(model, guide, x, y, len(x), num_particles=20000, local_reparam=local)
+        ours = analytic_kl_loss(model, q, x, y, len(x), num_particles=20000, local_reparam=local)
         pyro_mc = Trace_ELBO(num_particles=4000, vectorize_particles=True,
                              max_plate_nesting=1).differentiable_loss(model, guide, x, y, len(x))
     assert abs(float(ours - exact)) < 0.01 * abs(float(exact)), (ours, exact)
@@ -79,12 +80,12 @@ def test_minibatch_scaling_gives_unbiased_elbo():
     data = linear_system(200)
     model = pprl.build_model(LINEAR, data.obs_dim, data.act_dim)
     x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
-    guide = make_guide(model, parse_inference_spec({"family": "mean_field", "init_scale": 0.2}))
-    guide(x, y, len(x))
+    q = make_family(parse_inference_spec({"family": "mean_field", "init_scale": 0.2}))
+    q.make_guide(model)(x, y, len(x))
     torch.manual_seed(0)
     with torch.no_grad():
-        full = analytic_kl_loss(model, guide, x, y, 200, num_particles=4000)
-        batches = torch.stack([analytic_kl_loss(model, guide, x[i:i + 20], y[i:i + 20], 200, num_particles=4000)
+        full = analytic_kl_loss(model, q, x, y, 200, num_particles=4000)
+        batches = torch.stack([analytic_kl_loss(model, q, x[i:i + 20], y[i:i + 20], 200, num_particles=4000)
                                for i in range(0, 200, 20)])
     assert abs(float(batches.mean() - full)) < 0.005 * abs(float(full))
     assert batches.std() > 0  # each minibatch estimate differs; only their mean is the full loss

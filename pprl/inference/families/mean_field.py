@@ -1,0 +1,80 @@
+"""``mean_field``: q(θ) = N(μ, diag σ²) (Pyro's ``AutoNormal``), the family of VIME and of
+Blundell et al. 2015. Fitted with the local reparameterisation trick by default (Kingma et al.
+2015): the likelihood term samples each layer's pre-activations instead of its weights."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pyro.infer.autoguide import AutoNormal
+
+from .base import Option, assign, register_family
+from .gaussian import INIT, GaussianFamily
+
+
+@register_family
+class MeanField(GaussianFamily):
+    name = "mean_field"
+    options: ClassVar[dict[str, Option]] = {
+        "local_reparam": Option(bool, lambda elbo: elbo == "analytic_kl", needs_elbo="analytic_kl")}
+    info_gain: ClassVar[dict[str, tuple[str, ...]]] = {"update": ("gradient", "linearized"), "second_order": ()}
+
+    def _build_guide(self, model):
+        return AutoNormal(model, init_loc_fn=INIT, init_scale=self.spec.init_scale)
+
+    @property
+    def loc(self) -> torch.Tensor:
+        return self.guide.locs.theta
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.guide.scales.theta
+
+    def moments(self):
+        s = self.scale
+        return self.loc, s.square(), 2 * s.log().sum()
+
+    def sample(self, num_samples, generator=None):
+        loc, scale = self.loc, self.scale
+        eps = torch.randn(num_samples, loc.shape[-1], device=loc.device, dtype=loc.dtype, generator=generator)
+        return loc + scale * eps
+
+    def log_q(self, theta):
+        return torch.distributions.Normal(self.loc, self.scale).log_prob(theta).sum(-1)
+
+    def affine_transform(self, a, c):
+        with torch.no_grad():
+            assign(self.guide.locs, "theta", a * self.loc + c)
+            assign(self.guide.scales, "theta", a * self.scale)
+
+    def info_gain_view(self):
+        return MeanFieldView(self.loc, self.scale)
+
+
+class MeanFieldView:
+    """q = N(μ, diag σ²) as per-transition tensors, parameters (loc, log_scale)."""
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
+        self.params = {"loc": loc.detach(), "log_scale": scale.detach().log()}
+        self.var = self.params["log_scale"].mul(2).exp()
+        self.noise_dim = self.var.shape[0]
+
+    def precondition(self, name, g):
+        """H⁻¹ g with H the Hessian of KL[q_ψ ‖ q_φ] at ψ = φ: ∂²/∂μ² = 1/σ², ∂²/∂(log σ)² = 2."""
+        return self.var * g if name == "loc" else 0.5 * g
+
+    def log_scale_var(self):
+        """E[(∂θ_d/∂ log-scale_d)²] = σ_d²: how far θ_d moves per unit of its log-scale."""
+        return self.var
+
+    def sample(self, p, eps):  # p: [n, D] each; eps: [S, D] → θ [n, S, D]
+        return p["loc"][:, None] + p["log_scale"].exp()[:, None] * eps
+
+    def kl(self, p, eps=None):  # KL[q_p ‖ q_φ] → [n], closed form (eps unused)
+        q = self.params
+        var_new = p["log_scale"].mul(2).exp()
+        return 0.5 * ((var_new + (p["loc"] - q["loc"]).square()) / self.var - 1).sum(-1) \
+            + (q["log_scale"] - p["log_scale"]).sum(-1)
+
+    def cov_times(self, v):  # Σ v for v [D, m]
+        return self.var[:, None] * v
