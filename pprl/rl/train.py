@@ -1,15 +1,18 @@
-"""``pprl.train``: run one experiment spec — PPO plus an intrinsic reward — and record it.
+"""``pprl.train``: run one experiment spec — a learner, an intrinsic reward and any auxiliary
+losses, each a plug-in the spec names — and record it.
 
-Each iteration (VIME's Algorithm 1 with PPO as the policy learner):
+Each iteration (Algorithm 1 of Houthooft et al. 2016, for any learner and bonus):
 
-    rollout = ppo.collect()                          T × E transitions
-    r_int   = intrinsic.reward(rollout.transitions)  one vectorised call
-    ppo.update(rollout, r + η(t)·r_int)
-    intrinsic.update(rollout.transitions)            e.g. replay pool + posterior refit
+    rollout = learner.collect()                            N transitions
+    r_int   = intrinsic.reward(rollout.transitions)        one vectorised call
+    learner.update(rollout, r + η(t)·r_int, auxiliary)     auxiliary terms join its loss
+    intrinsic.update(rollout.transitions)                  e.g. replay pool + posterior refit
 
-Outputs in ``out_dir``: ``spec.yaml`` (resolved), ``metrics.csv`` (one row per iteration),
-``checkpoint.pt`` (learner + intrinsic module; ``torch.load(weights_only=True)``),
-``learning_curve.png`` and ``summary.json``. ``resume=True`` continues from the checkpoint;
+Outputs in ``out_dir``: ``spec.yaml`` (resolved), ``metrics.csv`` (one row per iteration: the
+loop's columns, the intrinsic reward's ``stats``, the learner's and the intrinsic update's results),
+``checkpoint.pt`` (learner, intrinsic reward, auxiliary losses; ``torch.load(weights_only=True)``),
+``learning_curve.png`` (with a panel per health measure the intrinsic reward declares) and
+``summary.json`` (with ``final_<key>`` for each). ``resume=True`` continues from the checkpoint;
 the environments themselves restart from a fresh reset (their simulator state is not saved).
 """
 from __future__ import annotations
@@ -26,11 +29,12 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from .auxiliary import make_auxiliary
 from .experiment import ExperimentSpec, load_experiment, parse_experiment
-from .intrinsic import make_intrinsic
-from .ppo import PPO
+from .intrinsic import Health, make_intrinsic
+from .learners import make_learner
 
-FORMAT = "pprl.train/1"
+FORMAT = "pprl.train/2"
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -43,7 +47,8 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     _atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def _summarise(episodes: pd.DataFrame, metrics: pd.DataFrame, spec: ExperimentSpec, seed: int) -> dict:
+def _summarise(episodes: pd.DataFrame, metrics: pd.DataFrame, spec: ExperimentSpec, seed: int,
+               health: dict[str, Health]) -> dict:
     """Success rate, env step of first success, final return and throughput of a run."""
     n = len(episodes)
     last = episodes.tail(max(1, n // 10)) if n else episodes
@@ -60,11 +65,8 @@ def _summarise(episodes: pd.DataFrame, metrics: pd.DataFrame, spec: ExperimentSp
         "final_return": float(last["return"].mean()) if n else None,
         "env_steps_per_s": steps / wall if wall > 0 else None,
         "wall_time_s": wall,
-        **{f"final_{k}": _last(metrics, k) for k in HEALTH},
+        **{f"final_{k}": _last(metrics, k) for k in health},
     }
-
-
-HEALTH = ("info_gain", "elbo_per_transition")  # the intrinsic model's health, per iteration
 
 
 def _last(metrics: pd.DataFrame, column: str) -> float | None:
@@ -75,17 +77,21 @@ def _last(metrics: pd.DataFrame, column: str) -> float | None:
     return float(values.iloc[-1]) if len(values) else None
 
 
-def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Path, title: str) -> Path:
-    """Episode returns (points and a rolling mean) and success rate against env steps, plus the
-    intrinsic model's health where it has one: the mean information gain of each batch (log
-    scale) and the replay pool's ELBO per transition after each refit."""
+PANEL_COLORS = ("tab:purple", "tab:orange", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+
+
+def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Path, title: str,
+                        health: dict[str, Health] | None = None) -> Path:
+    """Episode returns (points and a rolling mean) and success rate against env steps, plus one
+    panel for each health measure of the intrinsic reward that the run recorded."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    health = [k for k in HEALTH if k in metrics and metrics[k].notna().any()]
-    fig, axes = plt.subplots(1, 2 + len(health), figsize=(4.4 * (2 + len(health)), 3.4), squeeze=False)
+    health = health or {}
+    panels = [k for k in health if k in metrics and metrics[k].notna().any()]
+    fig, axes = plt.subplots(1, 2 + len(panels), figsize=(4.4 * (2 + len(panels)), 3.4), squeeze=False)
     axes = axes[0]
     ax = axes[0]
     if len(episodes):
@@ -97,13 +103,11 @@ def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Pat
     ax = axes[1]
     ax.plot(metrics["env_steps"], metrics["success_rate"], color="tab:green")
     ax.set(xlabel="env steps", ylabel="success rate (last 20 episodes)", ylim=(-0.02, 1.02))
-    labels = {"info_gain": ("mean info gain (nats / transition)", "tab:purple"),
-              "elbo_per_transition": ("pool ELBO (nats / transition)", "tab:orange")}
-    for ax, key in zip(axes[2:], health):
-        ylabel, color = labels[key]
+    for ax, key in zip(axes[2:], panels):
+        color = PANEL_COLORS[list(health).index(key) % len(PANEL_COLORS)]  # a measure keeps its colour
         ax.plot(metrics["env_steps"], metrics[key], color=color, marker=".", ms=3)
-        ax.set(xlabel="env steps", ylabel=ylabel)
-        if key == "info_gain":
+        ax.set(xlabel="env steps", ylabel=health[key].label)
+        if health[key].log:
             ax.set_yscale("log")
     fig.tight_layout()
     _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
@@ -131,7 +135,7 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
     state = torch.load(ckpt_path, map_location="cpu", weights_only=True) if resume else None
     if state is not None:
         if state.get("format") != FORMAT:
-            raise ValueError(f"{ckpt_path}: not a pprl training checkpoint")
+            raise ValueError(f"{ckpt_path}: not a pprl training checkpoint (expected format {FORMAT!r})")
         spec, seed = parse_experiment(state["spec"], f"{ckpt_path}:spec"), int(state["seed"])
     if total_steps is not None:
         learner = dataclasses.replace(spec.learner, total_steps=int(total_steps)).validate()
@@ -140,65 +144,69 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "spec.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False)))
 
-    ppo = PPO(spec.env, cfg, seed=seed, device=device, env_kwargs=spec.env_kwargs)
-    intrinsic = make_intrinsic(spec.intrinsic, ppo.obs_dim, ppo.act_dim, seed=seed, device=device)
+    learner = make_learner(cfg, spec.env, seed=seed, device=device, env_kwargs=spec.env_kwargs)
+    intrinsic = make_intrinsic(spec.intrinsic, learner.obs_dim, learner.act_dim, seed=seed, device=device)
+    auxiliary = [make_auxiliary(a, learner, seed=seed, device=device) for a in spec.auxiliary]
+    health = intrinsic.health
     rows, episodes, wall_before = [], [], 0.0
     if state is not None:
-        ppo.load_state_dict(state["ppo"])
+        learner.load_state_dict(state["learner"])
         intrinsic.load_state_dict(state["intrinsic"])
+        for aux, aux_state in zip(auxiliary, state["auxiliary"]):
+            aux.load_state_dict(aux_state)
         rows, episodes = state["metrics"], state["episodes"]
         wall_before = rows[-1]["wall_s"] if rows else 0.0
 
-    batch = cfg.num_envs * cfg.num_steps
-    iterations = math.ceil(cfg.total_steps / batch)
+    def checkpoint() -> None:
+        _save_checkpoint(ckpt_path, {
+            "format": FORMAT, "spec": spec.to_dict(), "seed": seed, "learner": learner.state_dict(),
+            "intrinsic": intrinsic.state_dict(), "auxiliary": [aux.state_dict() for aux in auxiliary],
+            "metrics": rows, "episodes": episodes})
+
+    batch = cfg.steps_per_iteration
     start = time.perf_counter()
-    bar = tqdm(total=iterations * batch, initial=ppo.global_step, unit="step", desc=spec.name,
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=math.ceil(cfg.total_steps / batch) * batch, initial=learner.global_step, unit="step",
+               desc=spec.name, disable=not progress, dynamic_ncols=True)
     try:
-        while ppo.global_step < cfg.total_steps:
-            rollout = ppo.collect()
+        while learner.global_step < cfg.total_steps:
+            step = learner.global_step
+            rollout = learner.collect()
             r_int = intrinsic.reward(rollout.transitions).to(rollout.rewards.device).view_as(rollout.rewards)
-            eta = spec.intrinsic.eta_at(ppo.global_step - batch, cfg.total_steps)
-            stats = ppo.update(rollout, rollout.rewards + eta * r_int)
+            eta = spec.intrinsic.eta_at(step, cfg.total_steps)
+            stats = learner.update(rollout, rollout.rewards + eta * r_int, auxiliary)
             stats.update(intrinsic.update(rollout.transitions))
             for ep in rollout.episodes:
-                episodes.append({"env_step": int(ppo.global_step), "return": float(ep["return"]),
+                episodes.append({"env_step": int(learner.global_step), "return": float(ep["return"]),
                                  "length": int(ep["length"]), "success": bool(ep["success"])})
             recent = episodes[-20:]
-            row = {"iteration": len(rows) + 1, "env_steps": int(ppo.global_step),
+            row = {"iteration": len(rows) + 1, "env_steps": int(learner.global_step),
                    "wall_s": wall_before + time.perf_counter() - start,
                    "episodes": len(episodes), "successes": sum(e["success"] for e in episodes),
                    "return_mean": float(np.mean([e["return"] for e in recent])) if recent else float("nan"),
                    "success_rate": float(np.mean([e["success"] for e in recent])) if recent else 0.0,
                    "extrinsic_reward": float(rollout.rewards.sum()), "eta": eta,
-                   "intrinsic_mean": float(r_int.mean()),
-                   "info_gain": float("nan"), **getattr(intrinsic, "stats", {}), **stats}
+                   "intrinsic_mean": float(r_int.mean()), **intrinsic.stats, **stats}
             rows.append(row)
-            bar.update(batch)
-            health = {k: f"{row[k]:.3g}" for k in HEALTH if k in row and math.isfinite(row[k])}
-            bar.set_postfix(ret=f"{row['return_mean']:.3g}", success=f"{row['success_rate']:.2f}",
-                            **{("ig" if k == "info_gain" else "elbo"): v for k, v in health.items()}, refresh=False)
+            bar.update(learner.global_step - step)
+            shown = {h.short: f"{row[k]:.3g}" for k, h in health.items() if k in row and math.isfinite(row[k])}
+            bar.set_postfix(ret=f"{row['return_mean']:.3g}", success=f"{row['success_rate']:.2f}", **shown,
+                            refresh=False)
             if checkpoint_every and len(rows) % checkpoint_every == 0:
-                _save_checkpoint(ckpt_path, _checkpoint(spec, seed, ppo, intrinsic, rows, episodes))
+                checkpoint()
     except KeyboardInterrupt:  # keep what was learned: the run continues with resume
-        _save_checkpoint(ckpt_path, _checkpoint(spec, seed, ppo, intrinsic, rows, episodes))
-        ppo.close()
+        checkpoint()
+        learner.close()
         raise
     finally:
         bar.close()
     metrics, eps = pd.DataFrame(rows), pd.DataFrame(episodes, columns=["env_step", "return", "length", "success"])
-    _save_checkpoint(ckpt_path, _checkpoint(spec, seed, ppo, intrinsic, rows, episodes))
+    checkpoint()
     _atomic_write(out / "metrics.csv", lambda tmp: metrics.to_csv(tmp, index=False))
     _atomic_write(out / "episodes.csv", lambda tmp: eps.to_csv(tmp, index=False))
-    summary = _summarise(eps, metrics, spec, seed)
-    summary["eval_return"] = float(ppo.evaluate(episodes=5).mean())
-    ppo.close()
+    summary = _summarise(eps, metrics, spec, seed, health)
+    summary["eval_return"] = float(learner.evaluate(episodes=5).mean())
+    learner.close()
     if len(metrics):
-        plot_learning_curve(metrics, eps, out / "learning_curve.png", f"{spec.name} (seed {seed})")
+        plot_learning_curve(metrics, eps, out / "learning_curve.png", f"{spec.name} (seed {seed})", health)
     _atomic_write(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
     return summary
-
-
-def _checkpoint(spec, seed, ppo, intrinsic, rows, episodes) -> dict:
-    return {"format": FORMAT, "spec": spec.to_dict(), "seed": seed, "ppo": ppo.state_dict(),
-            "intrinsic": intrinsic.state_dict(), "metrics": rows, "episodes": episodes}

@@ -1,87 +1,23 @@
-"""Experiment specs, the VIME intrinsic module and the `pprl train` driver (small budgets)."""
+"""The generic loop ``pprl.train``: outputs, resume, determinism, the CLI, and that any plug-in
+registered from outside (here a count-based bonus defined in this file) trains and is recorded
+without train.py naming it."""
+import inspect
 import json
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 import pprl
+import pprl.rl.train
 from pprl.cli import main
-from pprl.rl.experiment import load_experiment
-from pprl.rl.intrinsic import VIME, ReplayPool, VIMEHealthWarning
-from pprl.spec import SpecError
-from tests.conftest import linear_system
-
-TINY = {
-    "name": "tiny_vime",
-    "env": "pprl/SparseMountainCar-v0",
-    "learner": {"num_envs": 2, "num_steps": 64, "total_steps": 256, "num_minibatches": 2, "update_epochs": 2},
-    "intrinsic": {"type": "vime", "model": "bnn_dynamics", "family": "mean_field", "eta": 0.1,
-                  "fit_steps": 5, "initial_fit_steps": 20, "num_samples": 2},
-}
-
-
-def with_intrinsic(**changes):
-    return {**TINY, "intrinsic": {**TINY["intrinsic"], **changes}}
-
-
-@pytest.mark.parametrize("spec, message", [
-    (with_intrinsic(temperature=1.0), "unknown field 'intrinsic.temperature'"),
-    (with_intrinsic(family="full_rank"), "'second_order' needs family mean_field"),
-    (with_intrinsic(family="map", method="update"), "needs a Gaussian posterior"),
-    (with_intrinsic(model="no_such_model"), "no model spec 'no_such_model'"),
-    (with_intrinsic(eta=-1.0), "'intrinsic.eta' must be >= 0"),
-    (with_intrinsic(eta_schedule="cosine"), "allowed: constant, linear"),
-    (with_intrinsic(model="bnn_dynamics_student_t", method="update", solver="linearized"),
-     "'linearized' needs a Gaussian likelihood"),
-    ({**TINY, "learner": {"num_envs": 2, "batch": 3}}, "learner.batch"),
-    ({k: v for k, v in TINY.items() if k != "env"}, "field 'env' is required"),
-])
-def test_bad_experiment_specs_name_the_field(spec, message):
-    with pytest.raises(SpecError, match=message):
-        load_experiment(spec)
-
-
-def test_bundled_examples_parse_and_round_trip():
-    from pathlib import Path
-
-    examples = sorted(Path("examples").glob("*.yaml"))
-    assert len(examples) >= 5
-    for path in examples:
-        spec = load_experiment(path)
-        assert load_experiment(spec.to_dict()).to_dict() == spec.to_dict()
-
-
-def test_eta_schedule():
-    spec = load_experiment(with_intrinsic(eta=0.2, eta_schedule="linear")).intrinsic
-    assert spec.eta_at(0, 100) == 0.2 and spec.eta_at(50, 100) == pytest.approx(0.1) and spec.eta_at(100, 100) == 0
-
-
-def test_replay_pool_is_fifo():
-    pool = ReplayPool(5)
-    data = linear_system(8)
-    pool.add(data[:3])
-    pool.add(data[3:8])
-    kept = pool.contents()
-    assert len(kept) == 5
-    assert {tuple(r) for r in kept.obs.tolist()} == {tuple(r) for r in data[3:8].obs.tolist()}
-
-
-def test_vime_rewards_are_median_normalised_and_refit_on_the_pool():
-    spec = load_experiment(with_intrinsic(median_window=2)).intrinsic
-    data = pprl.collect("pprl/SparseMountainCar-v0", 1024, seed=0)
-    vime = VIME(spec, data.obs_dim, data.act_dim, seed=0)
-    first = vime.reward(data[:512])
-    assert first.shape == (512,) and torch.isfinite(first).all()
-    assert first.median() == pytest.approx(1.0, rel=1e-5)  # divided by its own median
-    posterior = vime.info_gain.posterior
-    stats = vime.update(data[:512])
-    assert vime.pool.size == 512 and vime.info_gain.posterior is not posterior
-    assert torch.isfinite(torch.tensor(stats["elbo_per_transition"]))
-    raw = vime.info_gain(data[512:]).float()
-    second = vime.reward(data[512:])
-    m1, m2 = vime.medians  # the last k = 2 batch medians; their mean is the divisor
-    torch.testing.assert_close(second, raw / ((m1 + m2) / 2))
+from pprl.rl.intrinsic import INTRINSICS, Health, IntrinsicSpec, VIMEHealthWarning
+from pprl.rl.train import FORMAT
+from pprl.spec import SpecError, _check_positive, _check_type
+from tests.rl.conftest import TINY, with_intrinsic
 
 
 def test_train_writes_outputs_and_resumes(tmp_path):
@@ -94,7 +30,8 @@ def test_train_writes_outputs_and_resumes(tmp_path):
     assert metrics["info_gain"].gt(0).all()
     assert json.loads((out / "summary.json").read_text())["env_steps"] == summary["env_steps"] == 256
     state = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert state["ppo"]["global_step"] == 256 and state["intrinsic"]["pool"]["size"] == 256
+    assert state["format"] == FORMAT and state["learner"]["global_step"] == 256
+    assert state["intrinsic"]["pool"]["size"] == 256 and state["auxiliary"] == []
 
     with pytest.raises(FileExistsError):
         pprl.train(TINY, seed=0, out_dir=out, progress=False)
@@ -145,21 +82,6 @@ def test_vime_health_warning_is_raised_once_and_summary_records_health(tmp_path)
     assert summary["final_elbo_per_transition"] == pytest.approx(metrics["elbo_per_transition"].iloc[-1])
 
 
-def test_peak_bonus_scale_divides_by_the_largest_recent_median():
-    spec = load_experiment(with_intrinsic(median_window=1, bonus_scale="peak", fit_steps=0)).intrinsic
-    data = pprl.collect("pprl/SparseMountainCar-v0", 1536, seed=0)
-    vime = VIME(spec, data.obs_dim, data.act_dim, seed=0)
-    medians, rewards = [], []
-    for part in (data[:512], data[512:1024], data[1024:]):
-        raw = vime.info_gain(part).float() if vime.info_gain is not None else None
-        rewards.append(vime.reward(part))
-        raw = vime.info_gain(part).float() if raw is None else raw
-        medians.append(float(raw.median()))
-        torch.testing.assert_close(rewards[-1], raw / max(medians))
-    with pytest.raises(SpecError, match="allowed: recent, peak"):
-        load_experiment(with_intrinsic(bonus_scale="max"))
-
-
 def test_cli_prints_a_health_warning_as_one_line(tmp_path, capsys):
     import yaml
 
@@ -168,3 +90,85 @@ def test_cli_prints_a_health_warning_as_one_line(tmp_path, capsys):
     assert main(["train", str(spec_path), "-o", str(tmp_path / "run"), "--quiet"]) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("pprl: warning: VIME: mean information gain")
+
+
+def test_train_py_names_no_method():
+    """The loop knows plug-ins only through their registries and protocols."""
+    source = inspect.getsource(pprl.rl.train).lower()
+    for name in ("ppo", "vime", "info_gain", "elbo", "ig="):
+        assert name not in source, name
+
+
+@dataclass(frozen=True)
+class CountSpec(IntrinsicSpec):
+    """``intrinsic: {type: count, eta: ..., cell: ...}``."""
+
+    type: ClassVar[str] = "count"
+    cell: float = 0.1  # width of a grid cell in observation space
+
+    @classmethod
+    def keys(cls):
+        return (*super().keys(), "cell")
+
+    @classmethod
+    def from_dict(cls, data, src="<dict>", base=None):
+        out = cls._common(data, src)
+        if "cell" in data:
+            out["cell"] = _check_positive(_check_type(data["cell"], float, "intrinsic.cell", src), "intrinsic.cell", src)
+        return cls(**out)
+
+    def to_dict(self):
+        return {**super().to_dict(), "cell": self.cell}
+
+
+class CountBonus:
+    """A test-only count-based bonus: r_int = 1/√n(cell of s'), counts over every batch so far."""
+
+    spec_class = CountSpec
+    health = {"visited_cells": Health("visited cells", "cells", log=True)}
+
+    def __init__(self, spec, obs_dim, act_dim, *, seed=0, device="cpu"):
+        self.spec, self.counts, self.stats = spec, {}, {}
+
+    def _cells(self, transitions):
+        return [tuple(c) for c in torch.floor(transitions.next_obs / self.spec.cell).long().tolist()]
+
+    def reward(self, transitions):
+        cells = self._cells(transitions)
+        seen = [self.counts.get(c, 0) + 1 for c in cells]
+        self.stats = {"visited_cells": float(len(self.counts | dict.fromkeys(cells, 0)))}
+        return torch.tensor(seen, dtype=torch.float32).rsqrt()
+
+    def update(self, transitions):
+        for c in self._cells(transitions):
+            self.counts[c] = self.counts.get(c, 0) + 1
+        return {"count_total": float(sum(self.counts.values()))}
+
+    def state_dict(self):
+        return {"cells": torch.tensor(list(self.counts), dtype=torch.long).reshape(len(self.counts), -1),
+                "counts": torch.tensor(list(self.counts.values()), dtype=torch.long)}
+
+    def load_state_dict(self, state):
+        self.counts = dict(zip(map(tuple, state["cells"].tolist()), state["counts"].tolist()))
+
+
+def test_a_bonus_registered_from_outside_trains_and_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.setitem(INTRINSICS, "count", CountBonus)
+    spec = {**TINY, "intrinsic": {"type": "count", "eta": 0.5, "cell": 0.05}}
+    out = tmp_path / "run"
+    summary = pprl.train(spec, seed=0, out_dir=out, progress=False)
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert {"visited_cells", "count_total"} <= set(metrics.columns) and "info_gain" not in metrics
+    assert list(metrics["count_total"]) == [128, 256]
+    assert metrics["intrinsic_mean"].between(0, 1).all() and (metrics["intrinsic_mean"] < 1).any()
+    assert summary["intrinsic"] == "count"
+    assert summary["final_visited_cells"] == metrics["visited_cells"].iloc[-1]
+    assert json.loads((out / "summary.json").read_text())["final_visited_cells"] == summary["final_visited_cells"]
+    assert yaml.safe_load((out / "spec.yaml").read_text())["intrinsic"] == {"type": "count", "eta": 0.5,
+                                                                          "eta_schedule": "constant", "cell": 0.05}
+    pprl.train(None, out_dir=out, resume=True, total_steps=384, progress=False)  # its state_dict resumes
+    assert list(pd.read_csv(out / "metrics.csv")["count_total"]) == [128, 256, 384]
+    with pytest.raises(SpecError, match="field 'intrinsic.model' needs intrinsic.type 'vime'"):
+        pprl.load_experiment({**spec, "intrinsic": {**spec["intrinsic"], "model": "bnn_dynamics"}})
+    with pytest.raises(SpecError, match="field 'intrinsic.cell' needs intrinsic.type 'count'"):
+        pprl.load_experiment(with_intrinsic(cell=0.1))

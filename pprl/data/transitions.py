@@ -1,5 +1,4 @@
-"""Transition datasets: the `Transitions` container (split, concat, .npz save/load)
-and `collect`, which gathers random-policy transitions from a gymnasium environment."""
+"""The `Transitions` container: N transitions as tensors (split, concat, .npz save/load)."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -128,80 +126,3 @@ class Transitions:
                 raise ValueError(f"transitions file '{path}' is missing keys {missing}")
             meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
             return cls(**{n: torch.from_numpy(data[n]) for n in _TENSOR_FIELDS}, meta=meta)
-
-
-def _action_encoder(space: gym.Space, env_id: str):
-    """Return (fn mapping a batch of actions to a float32 [B, act_dim] array, discrete flag)."""
-    if isinstance(space, gym.spaces.Box):
-        return (lambda a: np.asarray(a, dtype=np.float32).reshape(len(a), -1)), False
-    if isinstance(space, gym.spaces.Discrete):
-        eye = np.eye(int(space.n), dtype=np.float32)
-        return (lambda a: eye[np.asarray(a) - int(space.start)]), True
-    raise ValueError(f"unsupported action space {space} for '{env_id}' (only Box and Discrete)")
-
-
-def collect(
-    env_id: str,
-    steps: int,
-    seed: int = 0,
-    *,
-    num_envs: int = 1,
-    max_episode_steps: int | None = None,
-) -> Transitions:
-    """Collect exactly `steps` transitions from `env_id` under a uniformly random policy.
-
-    Runs `num_envs` synchronous copies in SAME_STEP autoreset mode, so the next_obs of a
-    terminated/truncated row is the true final observation (never the reset one) and no
-    bogus reset transitions appear. Rows are time-major: row t*num_envs + i is step t of
-    env i, so each env's stream is rows i::num_envs. The same seed gives identical data.
-    """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if num_envs < 1:
-        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    make_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-    try:
-        env = gym.make_vec(
-            env_id,
-            num_envs=num_envs,
-            vectorization_mode="sync",
-            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
-            **make_kwargs,
-        )
-    except (gym.error.UnregisteredEnv, gym.error.DeprecatedEnv) as e:
-        raise ValueError(f"unknown environment '{env_id}'") from e
-
-    try:
-        if not isinstance(env.single_observation_space, gym.spaces.Box):
-            raise ValueError(
-                f"unsupported observation space {env.single_observation_space} for '{env_id}' (only Box)"
-            )
-        encode, discrete = _action_encoder(env.single_action_space, env_id)
-        env.action_space.seed(seed)
-        obs, _ = env.reset(seed=seed)
-        buf: dict[str, list[np.ndarray]] = {n: [] for n in _TENSOR_FIELDS}
-        for _ in range(-(-steps // num_envs)):
-            action = env.action_space.sample()
-            next_obs, reward, terminated, truncated, info = env.step(action)
-            real_next = np.array(next_obs, copy=True)
-            if "_final_obs" in info:  # done envs: next_obs is already the reset obs
-                done = np.flatnonzero(info["_final_obs"])
-                real_next[done] = np.stack([info["final_obs"][i] for i in done])
-            buf["obs"].append(np.asarray(obs).reshape(num_envs, -1))
-            buf["act"].append(encode(action))
-            buf["next_obs"].append(real_next.reshape(num_envs, -1))
-            buf["reward"].append(reward)
-            buf["terminated"].append(terminated)
-            buf["truncated"].append(truncated)
-            obs = next_obs
-    finally:
-        env.close()
-
-    dtypes = {"reward": np.float32, "terminated": np.bool_, "truncated": np.bool_}
-    tensors = {
-        n: torch.from_numpy(np.concatenate(v).astype(dtypes.get(n, np.float32), copy=False)[:steps])
-        for n, v in buf.items()
-    }
-    meta = {"env_id": env_id, "seed": seed, "discrete": discrete, "num_envs": num_envs,
-            "max_episode_steps": max_episode_steps}
-    return Transitions(**tensors, meta=meta)

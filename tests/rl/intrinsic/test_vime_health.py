@@ -11,8 +11,8 @@ import torch
 import pprl
 from pprl.inference.info_gain import InfoGain
 from pprl.inference.posterior import Posterior
-from pprl.rl.experiment import IntrinsicSpec, load_experiment
-from pprl.rl.intrinsic import VIME, VIMEHealthWarning
+from pprl.rl.experiment import load_experiment
+from pprl.rl.intrinsic import VIME, VIMEHealthWarning, VIMESpec
 from pprl.spec import as_model_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -136,7 +136,7 @@ def test_demo_budget_keeps_info_gain_below_the_sanity_bound(tmp_path):
     information gain stays below the sanity bound (the spec's ``warn_info_gain``) at every
     iteration, the pool ELBO never falls by more than ``warn_elbo_drop`` in one refit (so no
     health warning), and the agent reaches the goal."""
-    bounds = IntrinsicSpec()
+    bounds = VIMESpec()
     with warnings.catch_warnings():
         warnings.simplefilter("error", VIMEHealthWarning)
         summary = pprl.train("examples/vime_mountaincar.yaml", seed=0, out_dir=tmp_path, total_steps=61_440,
@@ -154,7 +154,7 @@ def test_demo_budget_with_gaussian_noise_fails_the_sanity_bounds(tmp_path):
     spec = load_experiment("examples/vime_mountaincar.yaml")
     intrinsic = dataclasses.replace(spec.intrinsic, model=as_model_spec("models/bnn_dynamics.yaml"))
     spec = dataclasses.replace(spec, intrinsic=intrinsic)
-    bounds = IntrinsicSpec()
+    bounds = VIMESpec()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VIMEHealthWarning)
         pprl.train(spec, seed=0, out_dir=tmp_path, total_steps=61_440, progress=False)

@@ -1,87 +1,113 @@
-"""The intrinsic-reward interface and its VIME implementation.
+"""``intrinsic: {type: vime, ...}``: VIME's information-gain bonus (Houthooft et al. 2016).
 
-Any method plugs into the learner through two calls on time-major batches of transitions:
-
-    reward(transitions) -> Tensor[N]     score a batch (one vectorised call)
-    update(transitions) -> dict          learn from it (e.g. refit on a replay pool)
-
-and the learner optimises r' = r + η(t)·r_int. ``state_dict``/``load_state_dict`` make a
-run resumable; ``stats`` reports what the method measured on the last batch.
+    intrinsic:
+      type: vime
+      model: bnn_dynamics          # models/<name>.yaml or a path
+      family: mean_field           # inference/<name>.yaml or a path
+      eta: 0.1                     # r' = r + η(t)·r_int
+      eta_schedule: constant       # or linear: η(t) = η·(1 − t/T)
+      method: second_order         # InfoGain method / solver / options
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
-from typing import Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import torch
 
-from ..data import _TENSOR_FIELDS as FIELDS, Transitions
-from ..inference.info_gain import InfoGain
-from ..inference.posterior import Posterior, posterior_from_state
-from ..inference.svi import elbo_per_transition, fit
-from ..models.dynamics import build_model
-from .experiment import IntrinsicSpec
+from ...data import ReplayPool, Transitions
+from ...inference.info_gain import METHODS, SOLVERS, InfoGain
+from ...inference.posterior import Posterior, posterior_from_state
+from ...inference.svi import elbo_per_transition, fit
+from ...models.dynamics import build_model
+from ...spec import InferenceSpec, ModelSpec, SpecError, _check_choice, _check_positive, _check_type
+from ..registry import resolve_spec
+from .base import Health, IntrinsicSpec
+
+BONUS_SCALES = ("recent", "peak")
 
 
 class VIMEHealthWarning(UserWarning):
     """VIME's posterior no longer models the data it scores (see :class:`VIME`)."""
 
 
-class IntrinsicReward(Protocol):
-    def reward(self, transitions: Transitions) -> torch.Tensor: ...
-    def update(self, transitions: Transitions) -> dict[str, float]: ...
-    def state_dict(self) -> dict: ...
-    def load_state_dict(self, state: dict) -> None: ...
+@dataclass(frozen=True)
+class VIMESpec(IntrinsicSpec):
+    """VIME's settings: the dynamics model, its variational family and the information-gain options."""
+
+    type: ClassVar[str] = "vime"
+    model: ModelSpec | None = None
+    inference: InferenceSpec | None = None
+    method: str = "second_order"      # InfoGain method
+    solver: str = "gradient"          # InfoGain solver (method: update)
+    steps: int = 5                    # InfoGain gradient steps (method: update)
+    lr: float = 1.0                   # InfoGain step size (method: update)
+    step_size: float = 1.0            # λ of the second-order approximation
+    num_samples: int = 4              # common random numbers for E_q log p
+    replay_size: int = 100_000        # FIFO replay pool
+    fit_steps: int = 100              # SVI steps on the replay pool after each iteration
+    fit_lr: float | None = None       # their step size (default: the family's lr · lr_decay)
+    initial_fit_steps: int = 500      # SVI steps of the first fit
+    median_window: int = 10           # normalise by the mean of the last k batch medians
+    bonus_scale: str = "recent"       # divide by that mean (recent, VIME) or by its running max (peak)
+    warn_info_gain: float = 30.0      # warn once if a batch's mean info gain exceeds this (nats)
+    warn_elbo_drop: float = 5.0       # warn once if the pool's ELBO/transition falls more in one refit
+
+    _CHOICES: ClassVar[dict] = {"method": METHODS, "solver": SOLVERS, "bonus_scale": BONUS_SCALES}
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return ("type", *("family" if f.name == "inference" else f.name for f in dataclasses.fields(cls)))
+
+    @classmethod
+    def from_dict(cls, data: dict, src: str = "<dict>", base: Path | None = None) -> "VIMESpec":
+        for required in ("model", "family", "eta"):
+            if required not in data:
+                raise SpecError(f"{src}: field 'intrinsic.{required}' is required for intrinsic.type 'vime'")
+        out = {"model": resolve_spec(data["model"], "model", "intrinsic.model", src, base),
+               "inference": resolve_spec(data["family"], "inference", "intrinsic.family", src, base),
+               **cls._common(data, src)}
+        defaults = cls()
+        for f in dataclasses.fields(cls):
+            if f.name in out or f.name not in data:
+                continue
+            where, value = f"intrinsic.{f.name}", data[f.name]
+            if f.name == "fit_lr" and value is None:  # the family's own final step size
+                continue
+            expected = float if f.name == "fit_lr" else type(getattr(defaults, f.name))
+            value = _check_type(value, expected, where, src)
+            if f.name in cls._CHOICES:
+                _check_choice(value, cls._CHOICES[f.name], where, src)
+            else:
+                _check_positive(value, where, src, strict=f.name != "fit_steps")
+            out[f.name] = value
+        spec = cls(**out)
+        _check_family(spec, src)
+        if spec.method == "update" and spec.solver == "linearized" and spec.model.likelihood.type != "normal":
+            raise SpecError(f"{src}: field 'intrinsic.solver': 'linearized' needs a Gaussian likelihood, the model "
+                            f"has {spec.model.likelihood.type!r}; allowed: gradient")
+        return spec
+
+    def to_dict(self) -> dict:
+        """The block with the model and family specs inlined."""
+        out = {"type": self.type, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                                     if f.name not in ("model", "inference")}}
+        out["model"] = self.model.to_dict()
+        out["family"] = self.inference.to_dict()
+        return out
 
 
-class NoBonus:
-    """r_int = 0: plain PPO."""
-
-    stats: dict[str, float] = {}
-
-    def reward(self, transitions: Transitions) -> torch.Tensor:
-        return torch.zeros(len(transitions))
-
-    def update(self, transitions: Transitions) -> dict[str, float]:
-        return {}
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-
-class ReplayPool:
-    """A FIFO pool of the last ``capacity`` transitions (a ring buffer of preallocated tensors)."""
-
-    def __init__(self, capacity: int):
-        self.capacity, self.size, self.cursor = int(capacity), 0, 0
-        self.data: Transitions | None = None
-
-    def add(self, batch: Transitions) -> None:
-        batch = batch[-self.capacity:] if len(batch) > self.capacity else batch
-        if self.data is None:
-            empty = lambda t: t.new_zeros(self.capacity, *t.shape[1:])
-            self.data = Transitions(*(empty(getattr(batch, n)) for n in FIELDS))
-        idx = (self.cursor + torch.arange(len(batch))) % self.capacity
-        for name in FIELDS:
-            getattr(self.data, name)[idx] = getattr(batch, name).to(getattr(self.data, name).device)
-        self.cursor = (self.cursor + len(batch)) % self.capacity
-        self.size = min(self.size + len(batch), self.capacity)
-
-    def contents(self) -> Transitions:
-        return self.data[:self.size]
-
-    def state_dict(self) -> dict:
-        fields = {} if self.data is None else {n: getattr(self.data, n)[:self.size].clone() for n in FIELDS}
-        return {"capacity": self.capacity, "cursor": self.cursor, "size": self.size, **fields}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.__init__(state["capacity"])
-        if state["size"]:
-            self.add(Transitions(*(state[n] for n in FIELDS)))
-            self.cursor = state["cursor"]
+def _check_family(spec: VIMESpec, src: str) -> None:
+    """The information gain this family's posterior supports."""
+    if spec.method == "second_order" and spec.inference.family != "mean_field":
+        raise SpecError(f"{src}: field 'intrinsic.method': 'second_order' needs family mean_field "
+                        f"(VIME eq. 16), got {spec.inference.family!r}; use method 'update'")
+    if spec.inference.family in ("map", "flow"):
+        raise SpecError(f"{src}: field 'intrinsic.family': information gain needs a Gaussian posterior; "
+                        f"allowed: mean_field, low_rank, full_rank, laplace")
 
 
 class VIME:
@@ -105,7 +131,11 @@ class VIME:
     per transition between refits raises one warning each per run.
     """
 
-    def __init__(self, spec: IntrinsicSpec, obs_dim: int, act_dim: int, *, seed: int = 0, device="cpu"):
+    spec_class = VIMESpec
+    health = {"info_gain": Health("mean info gain (nats / transition)", "ig", log=True),
+              "elbo_per_transition": Health("pool ELBO (nats / transition)", "elbo")}
+
+    def __init__(self, spec: VIMESpec, obs_dim: int, act_dim: int, *, seed: int = 0, device="cpu"):
         self.spec, self.obs_dim, self.act_dim = spec, obs_dim, act_dim
         self.seed, self.device = seed, torch.device(device)
         self.pool = ReplayPool(spec.replay_size)
@@ -177,10 +207,3 @@ class VIME:
         self.warned = set(state.get("warned", []))
         if state["posterior"] is not None:
             self.info_gain = self._info_gain(posterior_from_state(state["posterior"], self.device))
-
-
-def make_intrinsic(spec: IntrinsicSpec, obs_dim: int, act_dim: int, *, seed: int = 0, device="cpu"):
-    """The intrinsic-reward module an experiment's ``intrinsic`` block declares."""
-    if spec.type == "vime":
-        return VIME(spec, obs_dim, act_dim, seed=seed, device=device)
-    return NoBonus()

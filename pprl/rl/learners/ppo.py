@@ -13,12 +13,15 @@ time-limit truncation bootstraps from V(final obs) while a termination does not.
 Implementation details (orthogonal init, per-minibatch advantage normalisation, clipped value
 loss, observation / reward normalisation with clipping at ±10, Adam eps 1e-5, linear lr
 annealing) follow CleanRL's ppo.py and ppo_continuous_action.py (Huang et al. 2022,
-"The 37 Implementation Details of Proximal Policy Optimization").
+"The 37 Implementation Details of Proximal Policy Optimization"). Auxiliary losses
+(``pprl.rl.auxiliary``) add their terms to L on the same minibatches.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -26,136 +29,13 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Normal
 
-from ..data import Transitions
-from ..rng import seeded
-from ..spec import SpecError
+from ...data import Transitions
+from ...rng import seeded
+from ..envs.vector import action_dim, encode_actions, env_actions, make_vector_env, true_next_obs
+from .base import Minibatch
+from .ppo_config import PPOConfig
 
-_INT, _FLOAT, _BOOL = "an integer", "a number", "true or false"
-# field -> (type, range check, what is allowed); None is allowed where the type ends in "?".
-_RULES = {
-    "num_envs": (_INT, lambda v: v >= 1, "an integer >= 1"),
-    "num_steps": (_INT, lambda v: v >= 1, "an integer >= 1"),
-    "learning_rate": (_FLOAT, lambda v: v > 0, "a number > 0"),
-    "anneal_lr": (_BOOL, None, "true, false"),
-    "total_steps": (_INT, lambda v: v >= 1, "an integer >= 1"),
-    "gamma": (_FLOAT, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-    "gae_lambda": (_FLOAT, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-    "num_minibatches": (_INT, lambda v: v >= 1, "an integer >= 1"),
-    "update_epochs": (_INT, lambda v: v >= 1, "an integer >= 1"),
-    "clip_coef": (_FLOAT, lambda v: v > 0, "a number > 0"),
-    "clip_value_loss": (_BOOL, None, "true, false"),
-    "ent_coef": (_FLOAT, lambda v: v >= 0, "a number >= 0"),
-    "vf_coef": (_FLOAT, lambda v: v >= 0, "a number >= 0"),
-    "max_grad_norm": (_FLOAT, lambda v: v > 0, "a number > 0"),
-    "target_kl": (_FLOAT + "?", lambda v: v > 0, "null or a number > 0"),
-    "norm_obs": (_BOOL, None, "true, false"),
-    "norm_reward": (_BOOL, None, "true, false"),
-    "hidden_sizes": ("a list of integers", lambda v: all(s >= 1 for s in v), "a list of integers >= 1"),
-    "init_log_std": (_FLOAT, math.isfinite, "a finite number"),
-    "max_episode_steps": (_INT + "?", lambda v: v >= 1, "null or an integer >= 1"),
-}
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-@dataclass
-class PPOConfig:
-    """Every PPO hyperparameter. Batch size = num_envs × num_steps per iteration."""
-
-    num_envs: int = 8
-    """Parallel environment copies (gymnasium sync vector env)."""
-    num_steps: int = 128
-    """Rollout length per environment per iteration."""
-    learning_rate: float = 3e-4
-    """Adam step size (before annealing)."""
-    anneal_lr: bool = True
-    """Decay the learning rate linearly to 0 at `total_steps` env steps."""
-    total_steps: int = 200_000
-    """Training budget in env steps (all envs); the default stop of `PPO.learn` and the annealing horizon."""
-    gamma: float = 0.99
-    """Discount factor γ."""
-    gae_lambda: float = 0.95
-    """GAE λ (bias/variance trade-off of the advantage estimate)."""
-    num_minibatches: int = 4
-    """Minibatches per epoch (the batch is split into this many shuffled parts)."""
-    update_epochs: int = 10
-    """Passes over each rollout per update."""
-    clip_coef: float = 0.2
-    """Surrogate clipping ε (also the value-clipping range when clip_value_loss)."""
-    clip_value_loss: bool = True
-    """Clip the value prediction to old V ± clip_coef and take the larger squared error."""
-    ent_coef: float = 0.0
-    """Entropy bonus coefficient c_e."""
-    vf_coef: float = 0.5
-    """Value loss coefficient c_v."""
-    max_grad_norm: float = 0.5
-    """Global gradient-norm clipping threshold."""
-    target_kl: float | None = None
-    """Stop the update's epochs early once the approximate KL exceeds this (None: never)."""
-    norm_obs: bool = True
-    """Normalise policy/value inputs by a running mean/std of observations (clipped at ±10)."""
-    norm_reward: bool = True
-    """Divide rewards by the running std of discounted returns (clipped at ±10)."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of both the actor and the critic MLP (tanh)."""
-    init_log_std: float = 0.0
-    """Continuous actions: initial state-independent log standard deviation."""
-    max_episode_steps: int | None = None
-    """Time limit passed to gym.make when set."""
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "<dict>") -> "PPOConfig":
-        """Build from a spec's `learner:` mapping; every problem is one SpecError naming the field."""
-        if not isinstance(d, dict):
-            raise SpecError(f"{source}: field 'learner' must be a mapping, got {d!r}")
-        out = {}
-        for key, value in d.items():
-            if key not in _RULES:
-                raise SpecError(f"{source}: field 'learner.{key}': unknown field; allowed: {', '.join(_RULES)}")
-            out[key] = _check(key, value, source)
-        config = cls(**out)
-        config.validate(source)
-        return config
-
-    def validate(self, source: str = "<PPOConfig>") -> "PPOConfig":
-        """Check every field's type and range (also the ones set in Python)."""
-        for key in _RULES:
-            _check(key, getattr(self, key), source)
-        batch = self.num_envs * self.num_steps
-        if self.num_minibatches > batch:
-            raise SpecError(f"{source}: field 'learner.num_minibatches': got {self.num_minibatches}; allowed: "
-                            f"an integer in [1, num_envs * num_steps = {batch}]")
-        return self
-
-
-def _check(key: str, value, source: str):
-    kind, ok, allowed = _RULES[key]
-    bad = SpecError(f"{source}: field 'learner.{key}': got {value!r} ({type(value).__name__}); allowed: {allowed}")
-    if value is None and kind.endswith("?"):
-        return None
-    kind = kind.rstrip("?")
-    if kind == _FLOAT and isinstance(value, str):
-        try:  # YAML 1.1 reads '1e-3' (no dot) as a string
-            value = float(value)
-        except ValueError:
-            raise bad from None
-    if kind == _BOOL and not isinstance(value, bool):
-        raise bad
-    if kind == _INT and not _is_int(value):
-        raise bad
-    if kind == _FLOAT:
-        if not (_is_int(value) or isinstance(value, (float, np.floating))):
-            raise bad
-        value = float(value)
-    if kind.startswith("a list"):
-        if not isinstance(value, (list, tuple)) or not all(_is_int(s) for s in value):
-            raise bad
-        value = tuple(int(s) for s in value)
-    if ok is not None and not ok(value):  # comparisons with NaN are False, so NaN is rejected
-        raise bad
-    return value
+__all__ = ["PPO", "PPOConfig", "PPORollout", "ActorCritic", "RunningMeanStd", "gae"]
 
 
 class RunningMeanStd:
@@ -210,6 +90,10 @@ class ActorCritic(nn.Module):
         if not discrete:
             self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
 
+    def features(self, obs: Tensor) -> Tensor:
+        """The actor's last hidden layer: the representation the policy acts on."""
+        return self.actor[:-1](obs)
+
     def value(self, obs: Tensor) -> Tensor:
         return self.critic(obs).squeeze(-1)
 
@@ -256,7 +140,7 @@ def gae(rewards: Tensor, values: Tensor, next_value: Tensor, terminated: Tensor,
 
 
 @dataclass
-class Rollout:
+class PPORollout:
     """One rollout of T = num_steps by E = num_envs (tensors on the learner's device)."""
 
     obs: Tensor           # [T, E, obs_dim] raw observations
@@ -273,8 +157,11 @@ class Rollout:
     policy_obs: Tensor | None = None  # [T, E, obs_dim] the (normalised) inputs the networks saw
 
 
+
 class PPO:
     """PPO on `env_id` (Box observations; Box or Discrete actions). See the module docstring."""
+
+    spec_class = PPOConfig
 
     def __init__(self, env_id: str, config: PPOConfig, *, seed: int = 0, device="cpu", env_kwargs: dict | None = None):
         self.config, self.env_id, self.seed = config.validate(), env_id, seed
@@ -282,17 +169,11 @@ class PPO:
         self._make_kwargs = dict(env_kwargs or {})
         if config.max_episode_steps is not None:
             self._make_kwargs["max_episode_steps"] = config.max_episode_steps
-        self.envs = self._make_env(config.num_envs)
-        obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
-        if not isinstance(obs_space, gym.spaces.Box):
-            self.envs.close()
-            raise ValueError(f"unsupported observation space {obs_space} for '{env_id}' (only Box)")
-        if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)):
-            self.envs.close()
-            raise ValueError(f"unsupported action space {act_space} for '{env_id}' (only Box and Discrete)")
-        self.discrete = isinstance(act_space, gym.spaces.Discrete)
-        self.act_space, self.obs_shape, self.obs_dim = act_space, obs_space.shape, int(np.prod(obs_space.shape))
-        self.act_dim = int(act_space.n) if self.discrete else int(np.prod(act_space.shape))
+        self.envs = make_vector_env(env_id, config.num_envs, **self._make_kwargs)
+        obs_space, self.act_space = self.envs.single_observation_space, self.envs.single_action_space
+        self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
+        self.obs_shape, self.obs_dim = obs_space.shape, int(np.prod(obs_space.shape))
+        self.act_dim = action_dim(self.act_space)
 
         with seeded(seed):  # seeded init without touching the global RNG
             self.agent = ActorCritic(self.obs_dim, self.act_dim, self.discrete, config.hidden_sizes,
@@ -310,14 +191,6 @@ class PPO:
         self._ep_length = np.zeros(config.num_envs, dtype=np.int64)
         self._ep_success = np.zeros(config.num_envs, dtype=bool)
 
-    def _make_env(self, num_envs: int) -> gym.vector.VectorEnv:
-        try:
-            return gym.make_vec(self.env_id, num_envs=num_envs, vectorization_mode="sync",
-                                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
-                                **self._make_kwargs)
-        except (gym.error.UnregisteredEnv, gym.error.DeprecatedEnv) as e:
-            raise ValueError(f"unknown environment '{self.env_id}'") from e
-
     def _policy_input(self, obs: np.ndarray, update: bool = False) -> Tensor:
         """Raw [B, obs_dim] observations -> network input (normalised if norm_obs)."""
         x = torch.as_tensor(obs, dtype=torch.float32).reshape(len(obs), -1)
@@ -327,13 +200,9 @@ class PPO:
             x = self.obs_rms.normalize(x)
         return x.to(self.device)
 
-    def _env_action(self, action: Tensor) -> np.ndarray:
-        """Network action -> what the env gets (Discrete: index + start; Box: clipped to bounds)."""
-        a = action.cpu().numpy()
-        if self.discrete:
-            return a + int(self.act_space.start)
-        a = a.reshape(len(a), *self.act_space.shape)
-        return np.clip(a, self.act_space.low, self.act_space.high).astype(self.act_space.dtype)
+    def features(self, obs: Tensor) -> Tensor:
+        """The representation the policy acts on, from network inputs [B, obs_dim] (auxiliary losses use it)."""
+        return self.agent.features(obs)
 
     @staticmethod
     def _success(info: dict, done: np.ndarray) -> np.ndarray:
@@ -346,56 +215,62 @@ class PPO:
         return flags
 
     @torch.no_grad()
-    def collect(self) -> Rollout:
+    def collect(self) -> PPORollout:
         """Run num_steps steps in each env with the current policy (obs normaliser stats updated)."""
-        E, T = self.config.num_envs, self.config.num_steps
-        keys = ("obs", "x", "act", "logp", "val", "rew", "term", "trunc", "fval", "env_act", "next_obs")
-        buf: dict[str, list] = {k: [] for k in keys}
+        T, E, dev = self.config.num_steps, self.config.num_envs, self.device
+        obs = torch.zeros((T, E, self.obs_dim))                       # s_t, raw
+        policy_obs = torch.zeros((T, E, self.obs_dim), device=dev)    # s_t as the networks see it
+        actions = (torch.zeros((T, E), dtype=torch.long, device=dev) if self.discrete
+                   else torch.zeros((T, E, self.act_dim), device=dev))  # sampled, unclipped
+        logprobs = torch.zeros((T, E), device=dev)
+        values = torch.zeros((T, E), device=dev)
+        rewards = torch.zeros((T, E))
+        terminated = torch.zeros((T, E), dtype=torch.bool)
+        truncated = torch.zeros((T, E), dtype=torch.bool)
+        final_values = torch.zeros((T, E), device=dev)                # V(true final obs) at time limits
+        next_obs = torch.zeros((T, E, self.obs_dim))                  # s'_t, the true next state
+        applied = torch.zeros((T, E, self.act_dim))                   # the action the env took, encoded
         episodes = []
-        for _ in range(T):
+        for step in range(T):
             x = self._policy_input(self._obs, update=True)
             action, logp = self.agent.sample(x, self.generator)
-            env_action = self._env_action(action)
-            next_obs, reward, term, trunc, info = self.envs.step(env_action)
-            next_obs = np.asarray(next_obs, dtype=np.float32).reshape(E, -1)
-            done = term | trunc
-            real_next, final_value = next_obs.copy(), torch.zeros(E, device=self.device)
-            if done.any():  # SAME_STEP autoreset: next_obs is already the reset obs
-                rows = np.flatnonzero(info["_final_obs"])
-                real_next[rows] = np.stack([np.asarray(info["final_obs"][i]).reshape(-1) for i in rows])
-                boot = np.flatnonzero(trunc & ~term)
-                if len(boot):
-                    final_value[boot] = self.agent.value(self._policy_input(real_next[boot]))
+            env_action = env_actions(self.act_space, action)
+            obs_after, reward, term, trunc, info = self.envs.step(env_action)
+            obs_after = np.asarray(obs_after, dtype=np.float32).reshape(E, -1)  # a reset obs where an episode ended
+            real_next = true_next_obs(obs_after, info)
+            boot = np.flatnonzero(trunc & ~term)  # a time limit bootstraps from V(final obs); a termination does not
+            if len(boot):
+                final_values[step, boot] = self.agent.value(self._policy_input(real_next[boot]))
             self._ep_return += reward
             self._ep_length += 1
-            self._ep_success |= self._success(info, done)
-            for i in np.flatnonzero(done):
+            self._ep_success |= self._success(info, term | trunc)
+            for i in np.flatnonzero(term | trunc):
                 episodes.append({"return": float(self._ep_return[i]), "length": int(self._ep_length[i]),
                                  "success": bool(self._ep_success[i])})
                 self._ep_return[i], self._ep_length[i], self._ep_success[i] = 0.0, 0, False
-            for k, v in zip(keys, (self._obs, x, action, logp, self.agent.value(x), reward, term, trunc,
-                                   final_value, env_action, real_next)):
-                buf[k].append(torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else v)
-            self._obs = next_obs
+            obs[step] = torch.as_tensor(self._obs)
+            policy_obs[step] = x
+            actions[step] = action
+            logprobs[step] = logp
+            values[step] = self.agent.value(x)
+            rewards[step] = torch.as_tensor(reward)
+            terminated[step] = torch.as_tensor(term)
+            truncated[step] = torch.as_tensor(trunc)
+            next_obs[step] = torch.as_tensor(real_next)
+            applied[step] = torch.as_tensor(encode_actions(self.act_space, env_action))
+            self._obs = obs_after
             self.global_step += E
 
-        st = {k: torch.stack(v) for k, v in buf.items()}
-        dev = self.device
-        if self.discrete:
-            act_enc = torch.eye(self.act_dim)[st["act"].cpu().reshape(-1)]
-        else:
-            act_enc = st["env_act"].reshape(T * E, -1).float()
         transitions = Transitions(
-            obs=st["obs"].reshape(T * E, -1).to(dev), act=act_enc.to(dev),
-            next_obs=st["next_obs"].reshape(T * E, -1).to(dev), reward=st["rew"].reshape(-1).float().to(dev),
-            terminated=st["term"].reshape(-1).to(dev), truncated=st["trunc"].reshape(-1).to(dev),
+            obs=obs.reshape(T * E, -1).to(dev), act=applied.reshape(T * E, -1).to(dev),
+            next_obs=next_obs.reshape(T * E, -1).to(dev), reward=rewards.reshape(-1).to(dev),
+            terminated=terminated.reshape(-1).to(dev), truncated=truncated.reshape(-1).to(dev),
             meta={"env_id": self.env_id, "discrete": self.discrete, "num_envs": E})
-        return Rollout(
-            obs=st["obs"].to(dev), actions=st["act"].reshape(T, E, *self.act_space.shape),
-            logprobs=st["logp"], values=st["val"], rewards=st["rew"].float().to(dev),
-            terminated=st["term"].to(dev), truncated=st["trunc"].to(dev), final_values=st["fval"],
-            next_value=self.agent.value(self._policy_input(self._obs)), transitions=transitions,
-            episodes=episodes, policy_obs=st["x"])
+        return PPORollout(
+            obs=obs.to(dev), actions=actions.reshape(T, E, *self.act_space.shape), logprobs=logprobs,
+            values=values, rewards=rewards.to(dev), terminated=terminated.to(dev), truncated=truncated.to(dev),
+            final_values=final_values, next_value=self.agent.value(self._policy_input(self._obs)),
+            transitions=transitions, episodes=episodes, policy_obs=policy_obs)
 
     def _scale_rewards(self, rewards: Tensor, done: Tensor) -> Tensor:
         """r / std(discounted return), the return tracked per env across rollouts (gymnasium's NormalizeReward)."""
@@ -410,8 +285,9 @@ class PPO:
         self.ret_rms.update(returns)
         return (rewards / math.sqrt(float(self.ret_rms.var) + 1e-8)).clamp(-10.0, 10.0)
 
-    def update(self, rollout: Rollout, rewards: Tensor | None = None) -> dict[str, float]:
-        """Several epochs of minibatch Adam steps on the clipped PPO loss; returns mean statistics."""
+    def update(self, rollout: PPORollout, rewards: Tensor | None = None, aux_losses: Sequence = ()) -> dict[str, float]:
+        """Several epochs of minibatch Adam steps on the clipped PPO loss (plus each auxiliary
+        loss's term) with ``rewards`` [T, E] (default: the rollout's own); returns mean statistics."""
         cfg, dev = self.config, self.device
         rewards = (rollout.rewards if rewards is None else rewards).to(dev, torch.float32)
         if rewards.shape != rollout.rewards.shape:
@@ -432,7 +308,7 @@ class PPO:
         actions = rollout.actions.reshape(batch) if self.discrete else rollout.actions.reshape(batch, -1)
         old_logp, old_v = rollout.logprobs.reshape(-1), rollout.values.reshape(-1)
         adv, ret = advantages.reshape(-1), returns.reshape(-1)
-        sums = {k: 0.0 for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")}
+        sums: dict[str, float] = {}
         n_steps = 0
         for _ in range(cfg.update_epochs):
             perm = torch.randperm(batch, generator=self.generator, device=dev)
@@ -454,12 +330,21 @@ class PPO:
                 value_loss = 0.5 * value_loss.mean()
                 entropy = entropy.mean()
                 loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+                aux_stats = {}
+                for aux in aux_losses:
+                    term, term_stats = aux.loss(Minibatch(obs=x[mb], actions=actions[mb], index=mb, rollout=rollout), self)
+                    loss = loss + term
+                    aux_stats.update(term_stats)
                 self.optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.agent.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
-                for k, val in zip(sums, (policy_loss, value_loss, entropy, approx_kl, clipfrac)):
-                    sums[k] += float(val.detach())
+                for aux in aux_losses:
+                    aux.step()
+                step_stats = {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(),
+                              "entropy": entropy.detach(), "approx_kl": approx_kl, "clipfrac": clipfrac, **aux_stats}
+                for name, value in step_stats.items():
+                    sums[name] = sums.get(name, 0.0) + float(value)
                 n_steps += 1
             if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
                 break
@@ -480,12 +365,12 @@ class PPO:
             action = out.argmax(-1) if self.discrete else out
         else:
             action = self.agent.sample(x, self.generator)[0]
-        action = self._env_action(action)
+        action = env_actions(self.act_space, action)
         return action[0] if single else action
 
     def evaluate(self, episodes: int = 10, seed: int = 10_000) -> np.ndarray:
         """Returns of `episodes` deterministic episodes, one per copy of a fresh vector env seeded seed + i."""
-        env = self._make_env(episodes)
+        env = make_vector_env(self.env_id, episodes, **self._make_kwargs)
         try:
             obs, _ = env.reset(seed=seed)
             returns, finished = np.zeros(episodes), np.zeros(episodes, dtype=bool)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pprl.rl.ppo import PPO, PPOConfig, RunningMeanStd, gae
+from pprl.rl.learners.ppo import PPO, PPOConfig, RunningMeanStd, gae
 from pprl.spec import SpecError
 
 SMALL = dict(num_envs=3, num_steps=16, num_minibatches=2, update_epochs=2)
@@ -185,6 +185,9 @@ def test_config_from_dict_and_errors():
     cfg = PPOConfig.from_dict({"hidden_sizes": [32, 32], "learning_rate": 1, "gamma": "0.9", "target_kl": None})
     assert cfg.hidden_sizes == (32, 32) and cfg.learning_rate == 1.0 and isinstance(cfg.learning_rate, float)
     assert cfg.gamma == 0.9 and cfg.target_kl is None
+    assert PPOConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["type"] == "ppo"
+    with pytest.raises(SpecError, match=r"field 'learner\.type': got 'sac'; allowed: ppo"):
+        PPOConfig.from_dict({"type": "sac"})
     with pytest.raises(SpecError, match=r"x\.yaml: field 'learner\.lern_rate': unknown field; allowed: .*learning_rate"):
         PPOConfig.from_dict({"lern_rate": 1e-3}, source="x.yaml")
     with pytest.raises(SpecError, match=r"field 'learner\.learning_rate': got -0\.001.*allowed: a number > 0"):

@@ -1,0 +1,67 @@
+"""The one way pprl steps gymnasium environments (``pprl.collect`` and the learners use it).
+
+``make_vector_env`` builds a synchronous vector env in SAME_STEP autoreset mode: when an
+episode ends, ``step`` already returns the next episode's reset observation and the true last
+observation sits in ``info["final_obs"]``; ``true_next_obs`` puts it back, so a transition's
+next_obs is never a reset observation. Observations must be Box; actions Box or Discrete.
+A transition stores an action as float32 ``[act_dim]``: one-hot for Discrete, the flattened
+applied value for Box (``encode_actions``); ``env_actions`` maps a network's action to the env's.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+
+def make_vector_env(env_id: str, num_envs: int, **make_kwargs) -> gym.vector.VectorEnv:
+    """``num_envs`` synchronous copies of ``env_id`` (``make_kwargs`` go to ``gym.make``).
+
+    Unknown ids and unsupported spaces are a ``ValueError`` (the env is closed first)."""
+    try:
+        env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                           vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}, **make_kwargs)
+    except (gym.error.UnregisteredEnv, gym.error.DeprecatedEnv) as e:
+        raise ValueError(f"unknown environment '{env_id}'") from e
+    obs_space, act_space = env.single_observation_space, env.single_action_space
+    if not isinstance(obs_space, gym.spaces.Box):
+        env.close()
+        raise ValueError(f"unsupported observation space {obs_space} for '{env_id}' (only Box)")
+    if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        env.close()
+        raise ValueError(f"unsupported action space {act_space} for '{env_id}' (only Box and Discrete)")
+    return env
+
+
+def true_next_obs(next_obs: np.ndarray, info: dict) -> np.ndarray:
+    """A copy of a step's ``next_obs`` [E, ...] in which each env that just finished an episode
+    has its true final observation instead of the reset one (SAME_STEP autoreset)."""
+    real = np.array(next_obs, copy=True)
+    if "_final_obs" in info:
+        rows = np.flatnonzero(info["_final_obs"])
+        if len(rows):
+            real[rows] = np.stack([np.asarray(info["final_obs"][i]).reshape(real.shape[1:]) for i in rows])
+    return real
+
+
+def action_dim(space: gym.Space) -> int:
+    """Width of an encoded action: the number of choices (Discrete) or of entries (Box)."""
+    return int(space.n) if isinstance(space, gym.spaces.Discrete) else int(np.prod(space.shape))
+
+
+def encode_actions(space: gym.Space, actions: np.ndarray) -> np.ndarray:
+    """Actions as the env took them, [B, ...] → float32 [B, act_dim]: one-hot of (index − start)
+    for Discrete, the flattened values for Box."""
+    if isinstance(space, gym.spaces.Discrete):
+        return np.eye(int(space.n), dtype=np.float32)[np.asarray(actions) - int(space.start)]
+    return np.asarray(actions, dtype=np.float32).reshape(len(actions), -1)
+
+
+def env_actions(space: gym.Space, actions: torch.Tensor) -> np.ndarray:
+    """A network's actions → what the env takes: index + start (Discrete, indices from 0), or the
+    values reshaped to the space and clipped to its bounds in its dtype (Box)."""
+    a = actions.cpu().numpy()
+    if isinstance(space, gym.spaces.Discrete):
+        return a + int(space.start)
+    a = a.reshape(len(a), *space.shape)
+    return np.clip(a, space.low, space.high).astype(space.dtype)
