@@ -39,15 +39,16 @@ def run(args) -> int:
 
 
 def print_summary(summary: dict, out: Path) -> None:
-    """The end-of-run lines of ``train`` and ``demo``: success, info gain, what was written."""
+    """The end-of-run lines of ``train`` and ``demo``: success, the intrinsic reward's health
+    measures at the end (whatever it declares), what was written."""
     first = summary["first_success_step"]
     print(f"{summary['experiment']} (seed {summary['seed']}): {summary['env_steps']} env steps, "
           f"{summary['episodes']} episodes, success rate {summary['success_rate']:.2f} "
           f"(last 10%: {summary['final_success_rate']:.2f}), first success at "
           f"{'step ' + str(first) if first is not None else 'never'}, "
           f"{summary['env_steps_per_s']:.0f} env steps/s")
-    if summary.get("final_info_gain") is not None:
-        elbo = summary.get("final_elbo_per_transition")
-        print(f"dynamics model at the end: mean info gain {summary['final_info_gain']:.3g} nats/transition"
-              + (f", replay-pool ELBO {elbo:.3g} nats/transition" if elbo is not None else ""))
+    health = [f"{label} {summary['final_' + key]:.3g}" for key, label in summary.get("health", {}).items()
+              if summary.get("final_" + key) is not None]
+    if health:
+        print(f"{summary['intrinsic']} at the end: " + ", ".join(health))
     print(f"wrote {out}/metrics.csv, learning_curve.png, checkpoint.pt, summary.json")

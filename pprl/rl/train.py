@@ -66,6 +66,7 @@ def _summarise(episodes: pd.DataFrame, metrics: pd.DataFrame, spec: ExperimentSp
         "env_steps_per_s": steps / wall if wall > 0 else None,
         "wall_time_s": wall,
         **{f"final_{k}": _last(metrics, k) for k in health},
+        "health": {k: h.label for k, h in health.items()},  # what each final_<key> measures
     }
 
 

@@ -13,8 +13,11 @@ from tests.rl.conftest import TINY, with_intrinsic
 
 @pytest.mark.parametrize("spec, message", [
     (with_intrinsic(temperature=1.0), "unknown field 'intrinsic.temperature'"),
-    (with_intrinsic(family="full_rank"), "'second_order' needs family mean_field"),
-    (with_intrinsic(family="map", method="update"), "needs a Gaussian posterior"),
+    (with_intrinsic(family="full_rank"), r"'second_order' is not available for the 'full_rank' family "
+                                         r"\(families with it: mean_field\)"),
+    (with_intrinsic(family="map", method="update"), "undefined for the 'map' family"),
+    (with_intrinsic(family="map"), "undefined for the 'map' family"),  # one error, not a chain of hints
+    (with_intrinsic(family="flow", method="update", solver="linearized"), "allowed: gradient"),
     (with_intrinsic(model="no_such_model"), "field 'intrinsic.model': no model spec 'no_such_model'"),
     (with_intrinsic(family="no_such_family"), "field 'intrinsic.family': no inference spec 'no_such_family'"),
     (with_intrinsic(eta=-1.0), "'intrinsic.eta' must be >= 0"),
@@ -69,3 +72,15 @@ def test_bundled_examples_parse_and_round_trip():
 def test_eta_schedule():
     spec = load_experiment(with_intrinsic(eta=0.2, eta_schedule="linear")).intrinsic
     assert spec.eta_at(0, 100) == 0.2 and spec.eta_at(50, 100) == pytest.approx(0.1) and spec.eta_at(100, 100) == 0
+
+
+def test_vime_accepts_every_family_that_declares_an_information_gain():
+    """The experiment spec and InfoGain read the same declaration (Family.info_gain): the flow
+    family's gradient update is accepted here because InfoGain supports it."""
+    from pprl.inference.families import FAMILIES
+
+    for name, cls in FAMILIES.items():
+        for method, solvers in cls.info_gain.items():
+            for solver in solvers or ("gradient",):
+                spec = parse_experiment(with_intrinsic(family=name, method=method, solver=solver))
+                assert (spec.intrinsic.inference.family, spec.intrinsic.method) == (name, method)

@@ -1,7 +1,6 @@
 """``intrinsic: {type: none}``: no bonus, the learner alone (the baseline of every bonus)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -9,7 +8,6 @@ import torch
 
 from ...data import Transitions
 from .base import IntrinsicSpec
-from .vime import VIME
 
 
 @dataclass(frozen=True)
@@ -27,16 +25,14 @@ class NoBonusSpec(IntrinsicSpec):
 
 
 class NoBonus:
-    """r_int = 0: plain PPO. As VIME's baseline it reports VIME's health keys, empty (an
-    ``info_gain`` column of NaN in metrics.csv, ``final_info_gain: null`` in summary.json), so the
-    outputs of a run with and without the bonus line up column for column."""
+    """r_int = 0: the learner alone. It measures nothing, so it reports no stats and no health."""
 
     spec_class = NoBonusSpec
-    health = VIME.health
+    health: dict = {}
 
     def __init__(self, spec: NoBonusSpec | None = None, obs_dim: int = 0, act_dim: int = 0, *, seed: int = 0,
                  device="cpu"):
-        self.stats: dict[str, float] = {"info_gain": math.nan}
+        self.stats: dict[str, float] = {}
 
     def reward(self, transitions: Transitions) -> torch.Tensor:
         return torch.zeros(len(transitions))

@@ -19,6 +19,7 @@ from typing import ClassVar
 import torch
 
 from ...data import ReplayPool, Transitions
+from ...inference.families import family_class, info_gain_support_error
 from ...inference.info_gain import METHODS, SOLVERS, InfoGain
 from ...inference.posterior import Posterior, posterior_from_state
 from ...inference.svi import elbo_per_transition, fit
@@ -101,13 +102,11 @@ class VIMESpec(IntrinsicSpec):
 
 
 def _check_family(spec: VIMESpec, src: str) -> None:
-    """The information gain this family's posterior supports."""
-    if spec.method == "second_order" and spec.inference.family != "mean_field":
-        raise SpecError(f"{src}: field 'intrinsic.method': 'second_order' needs family mean_field "
-                        f"(VIME eq. 16), got {spec.inference.family!r}; use method 'update'")
-    if spec.inference.family in ("map", "flow"):
-        raise SpecError(f"{src}: field 'intrinsic.family': information gain needs a Gaussian posterior; "
-                        f"allowed: mean_field, low_rank, full_rank, laplace")
+    """The family must support this information-gain method and solver (its own declaration,
+    ``Family.info_gain``; the same check :class:`InfoGain` makes)."""
+    problem = info_gain_support_error(family_class(spec.inference.family), spec.method, spec.solver)
+    if problem:
+        raise SpecError(f"{src}: field 'intrinsic.family': {problem}")
 
 
 class VIME:
