@@ -7,8 +7,10 @@ import torch
 
 from ..rl.envs.vector import encode_actions, make_vector_env, true_next_obs
 from .transitions import Transitions
+from ..threads import uses_threads
 
 
+@uses_threads
 def collect(
     env_id: str,
     steps: int,

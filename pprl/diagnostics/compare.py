@@ -15,6 +15,7 @@ from ..inference.posterior import Posterior
 from ..inference.svi import fit
 from ..models.dynamics import DynamicsModel, build_model
 from ..spec import ModelSpec, as_inference_spec, as_model_spec
+from ..threads import uses_threads
 
 
 def _tail_mean(trace: torch.Tensor, fraction: float = 0.1) -> float:
@@ -22,6 +23,7 @@ def _tail_mean(trace: torch.Tensor, fraction: float = 0.1) -> float:
     return float(trace[-k:].mean()) if len(trace) else float("nan")
 
 
+@uses_threads
 def compare(model: ModelSpec | str | Path | DynamicsModel, families, data: Transitions,
             test_data: Transitions, *, steps: int | None = None, seed: int = 0, device="cpu",
             num_samples: int = 200, progress: bool = True, return_posteriors: bool = False):

@@ -31,6 +31,7 @@ from pyro import poutine
 
 from ..rng import seeded
 from .mi import MIEstimate, _progress
+from ..threads import uses_threads
 
 
 def _max_plate_nesting(model, args, kwargs) -> int:
@@ -83,6 +84,7 @@ def _per_sample(t: torch.Tensor, dim: int, n: int) -> torch.Tensor:
     return t.movedim(dim, 0).reshape(n, -1).sum(1)
 
 
+@uses_threads
 def barber_agakov(model, guide, x: str, y: str, *args, num_samples: int = 4096, steps: int = 0,
                   batch_size: int = 256, lr: float = 1e-2, seed: int = 0, progress: bool = True,
                   **kwargs) -> MIEstimate:

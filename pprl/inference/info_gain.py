@@ -52,6 +52,7 @@ import torch
 from ..data import Transitions
 from .families import info_gain_support_error
 from .posterior import Posterior
+from ..threads import uses_threads
 
 METHODS = ("update", "second_order")
 SOLVERS = ("gradient", "linearized")
@@ -121,6 +122,7 @@ class InfoGain:
         return f"InfoGain({self.posterior.family}, method={self.method!r}, {how})"
 
     # ------------------------------------------------------------------------------ scoring
+    @uses_threads
     def __call__(self, transitions: Transitions) -> torch.Tensor:
         """KL[q' ‖ q] for every transition → ``[N]`` nats, on the posterior's device and dtype."""
         model = self.posterior.model
@@ -282,6 +284,7 @@ class InfoGain:
         return ig
 
     # ------------------------------------------------------------------------------ refit
+    @uses_threads
     def update(self, transitions: Transitions, steps: int = 100, progress: bool = False, *,
                lr: float | None = None, seed: int | None = None) -> "InfoGain":
         """Refit q(θ) on ``transitions`` by SVI, warm-started at the current posterior (VIME Alg. 1).

@@ -23,6 +23,7 @@ import torch
 from ..models.critics import make_critic
 from ..rng import seeded
 from .bounds import get_bound
+from ..threads import uses_threads
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def _as_matrix(values, name: str, device, dtype) -> torch.Tensor:
     return t
 
 
+@uses_threads
 def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, steps: int = 2000,
                 batch_size: int = 128, lr: float = 5e-4, heldout: float = 0.2, seed: int = 0,
                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None,

@@ -16,6 +16,7 @@ from ..pyro_settings import local_params
 from ..rng import seeded
 from ..spec import InferenceSpec, ModelSpec, parse_inference_spec, parse_model_spec
 from .families import Family, make_family
+from ..threads import uses_threads
 
 FORMAT = "pprl.posterior/1"
 
@@ -117,6 +118,7 @@ class Posterior:
         with seeded(0):
             return self.q.mean().detach()
 
+    @uses_threads
     @torch.no_grad()
     def predict(self, obs: torch.Tensor, act: torch.Tensor, num_samples: int = 100,
                 noise: bool = True, seed: int = 0) -> torch.Tensor:
@@ -132,12 +134,14 @@ class Posterior:
                 y = self.model.likelihood(y).sample()
         return self.model.to_next_obs(obs.float(), y)
 
+    @uses_threads
     def log_predictive(self, transitions: Transitions, num_samples: int = 200, seed: int = 0) -> float:
         """Mean log posterior-predictive density per transition, in nats (higher is better)."""
         theta = self.sample_theta(num_samples, seed).detach()
         data = transitions.to(self.device)
         return float(log_predictive_density(self.model, theta, data, mean_fn=self.predictive_mean).mean())
 
+    @uses_threads
     def prior_log_predictive(self, transitions: Transitions, num_samples: int = 200, seed: int = 0) -> float:
         """The same under the prior p(θ): the baseline a posterior must beat."""
         with seeded(seed):

@@ -32,6 +32,7 @@ from ..rng import seeded
 from ..spec import InferenceSpec, ModelSpec, as_inference_spec
 from .families import Family, make_family
 from .posterior import Posterior
+from ..threads import uses_threads
 
 class FitDiverged(RuntimeError):
     """The ELBO or its gradient became NaN/inf. ``.posterior`` holds the last good state
@@ -109,6 +110,7 @@ def _resolve_device(device) -> torch.device:
     return device
 
 
+@uses_threads
 @local_params
 def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec | str | Path | dict,
         data: Transitions, *, steps: int | None = None, seed: int = 0, device: str | torch.device = "cpu",

@@ -33,6 +33,7 @@ from .auxiliary import make_auxiliary
 from .experiment import ExperimentSpec, load_experiment, parse_experiment
 from .intrinsic import Health, make_intrinsic
 from .learners import make_learner
+from ..threads import uses_threads
 
 FORMAT = "pprl.train/2"
 
@@ -116,6 +117,7 @@ def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Pat
     return path
 
 
+@uses_threads
 def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_dir: str | Path | None = None, *,
           resume: bool = False, device: str = "cpu", progress: bool = True, total_steps: int | None = None,
           checkpoint_every: int = 10) -> dict:
