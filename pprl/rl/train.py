@@ -86,14 +86,13 @@ def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Pat
                         health: dict[str, Health] | None = None) -> Path:
     """Episode returns (points and a rolling mean) and success rate against env steps, plus one
     panel for each health measure of the intrinsic reward that the run recorded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figures stay untouched
+    from matplotlib.ticker import EngFormatter, MaxNLocator
 
     health = health or {}
     panels = [k for k in health if k in metrics and metrics[k].notna().any()]
-    fig, axes = plt.subplots(1, 2 + len(panels), figsize=(4.4 * (2 + len(panels)), 3.4), squeeze=False)
+    fig = Figure(figsize=(4.4 * (2 + len(panels)), 3.4))
+    axes = fig.subplots(1, 2 + len(panels), squeeze=False)
     axes = axes[0]
     ax = axes[0]
     if len(episodes):
@@ -111,9 +110,11 @@ def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Pat
         ax.set(xlabel="env steps", ylabel=health[key].label)
         if health[key].log:
             ax.set_yscale("log")
+    for ax in axes:  # 300,000 steps as "300k", at most 5 ticks: long runs' labels do not collide
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     fig.tight_layout()
     _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
     return path
 
 
@@ -192,8 +193,9 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
             rows.append(row)
             bar.update(learner.global_step - step)
             shown = {h.short: f"{row[k]:.3g}" for k, h in health.items() if k in row and math.isfinite(row[k])}
-            bar.set_postfix(ret=f"{row['return_mean']:.3g}", success=f"{row['success_rate']:.2f}", **shown,
-                            refresh=False)
+            if math.isfinite(row["return_mean"]):  # no episode has ended yet: nothing to show
+                shown = {"ret": f"{row['return_mean']:.3g}", "success": f"{row['success_rate']:.2f}", **shown}
+            bar.set_postfix(shown, refresh=False)
             if checkpoint_every and len(rows) % checkpoint_every == 0:
                 checkpoint()
     except KeyboardInterrupt:  # keep what was learned: the run continues with resume

@@ -185,3 +185,12 @@ def test_the_switch_patterns_catch_what_they_should():
         assert any(p.search(line) for p in SWITCHES), line
     for line in ['families = ["mean_field", "low_rank"]', "name = spec.family", 'default="mean_field"']:
         assert not any(p.search(line) for p in SWITCHES), line
+
+
+@pytest.mark.parametrize("name, count", [("mean_field", lambda D: 2 * D), ("low_rank", lambda D: D * (10 + 2)),
+                                         ("full_rank", lambda D: D + D * (D + 1) // 2), ("map", lambda D: D),
+                                         ("laplace", lambda D: D + D * (D + 1) // 2)])
+def test_num_params_counts_the_free_parameters_of_q(fitted, name, count):
+    q = fitted[name].q
+    assert q.num_params() == count(q.model.param_dim)
+    assert fitted["flow"].q.num_params() == sum(p.numel() for p in fitted["flow"].guide.parameters()) > 0

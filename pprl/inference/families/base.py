@@ -114,6 +114,10 @@ class Family:
     def parameters(self):
         return self.guide.parameters()
 
+    def num_params(self) -> int:
+        """The number of free parameters of q (by default, of the guide's trainable tensors)."""
+        return sum(p.numel() for p in self.guide.parameters())
+
     # ------------------------------------------------------------------ the distribution
     def sample(self, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``num_samples`` reparameterised draws θ ~ q → ``[num_samples, D]`` (from ``generator``,

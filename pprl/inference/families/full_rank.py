@@ -20,6 +20,10 @@ class FullRank(GaussianFamily):
     def _build_guide(self, model):
         return AutoMultivariateNormal(model, init_loc_fn=INIT, init_scale=self.spec.init_scale)
 
+    def num_params(self):
+        D = self.model.param_dim
+        return D + D * (D + 1) // 2  # μ and the Cholesky factor's lower triangle
+
     def moments(self):
         """diag Σ = s² Σ_j U_ij²; log det Σ = 2Σ log s (U has a unit diagonal)."""
         s, U = self.guide.scale, self.guide.scale_tril

@@ -144,5 +144,8 @@ class Laplace(FullRank):
     def theta(self):
         return self.guide.theta
 
+    def num_params(self):
+        return MAP.num_params(self) if self.at_map else super().num_params()
+
     def log_q(self, theta):
         return MAP.log_q(self, theta) if self.at_map else super().log_q(theta)

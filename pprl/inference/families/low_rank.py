@@ -22,6 +22,9 @@ class LowRank(GaussianFamily):
         rank = min(self.spec.options["rank"], model.param_dim)
         return AutoLowRankMultivariateNormal(model, init_loc_fn=INIT, init_scale=self.spec.init_scale, rank=rank)
 
+    def num_params(self):
+        return self.model.param_dim * (self.guide.cov_factor.shape[-1] + 2)  # μ, s, F
+
     def moments(self):
         """diag Σ = s²(Σ_j F_ij² + 1); log det Σ = 2Σ log s + log det(I_r + FᵀF)."""
         s, F = self.guide.scale, self.guide.cov_factor

@@ -25,6 +25,9 @@ class MAP(Family):
     def sample(self, num_samples, generator=None):
         return self.theta.expand(num_samples, -1)
 
+    def num_params(self):
+        return self.model.param_dim
+
     def mean(self):
         return self.theta
 

@@ -30,6 +30,9 @@ class MeanField(GaussianFamily):
     def scale(self) -> torch.Tensor:
         return self.guide.scales.theta
 
+    def num_params(self):
+        return 2 * self.model.param_dim  # μ, σ
+
     def moments(self):
         s = self.scale
         return self.loc, s.square(), 2 * s.log().sum()
