@@ -16,6 +16,7 @@ from .diagnostics.compare import compare  # noqa: E402
 from .inference.info_gain import InfoGain  # noqa: E402
 from .inference.mi import MIEstimate, estimate_mi  # noqa: E402
 from .inference.barber_agakov import barber_agakov  # noqa: E402
+from .inference.mcmc import nuts  # noqa: E402
 from .rl.experiment import ExperimentSpec, load_experiment  # noqa: E402
 from .rl.train import train  # noqa: E402
 
@@ -23,4 +24,4 @@ __version__ = "0.1.0"
 __all__ = ["Transitions", "collect", "Posterior", "load_posterior", "FitDiverged", "fit",
            "BayesianDynamics", "DynamicsModel", "LinearGaussianDynamics", "build_model",
            "InferenceSpec", "ModelSpec", "SpecError", "load_spec", "compare", "InfoGain",
-           "ExperimentSpec", "load_experiment", "train", "MIEstimate", "estimate_mi", "barber_agakov"]
+           "ExperimentSpec", "load_experiment", "train", "MIEstimate", "estimate_mi", "barber_agakov", "nuts"]

@@ -78,6 +78,8 @@ CALLS = {
     "barber_agakov": lambda post, data: barber_agakov(channel, decoder, "x", "y", num_samples=64, steps=2,
                                                       progress=False),
     "collect": lambda post, data: pprl.collect("Pendulum-v1", 16, seed=0),
+    "nuts": lambda post, data: pprl.nuts({"type": "linear_gaussian"}, data[:50], num_samples=5, num_warmup=5,
+                                         num_chains=1, progress=False),
 }
 
 

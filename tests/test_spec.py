@@ -24,7 +24,7 @@ from pprl.spec import (
 REPO = Path(__file__).resolve().parents[1]
 MODEL_FILES = sorted((REPO / "models").glob("*.yaml"))
 INFERENCE_FILES = sorted((REPO / "inference").glob("*.yaml"))
-ALL_FAMILIES = "mean_field, low_rank, full_rank, flow, map, laplace"
+ALL_FAMILIES = "mean_field, low_rank, full_rank, flow, map, laplace, nuts"
 
 
 def _ids(paths):

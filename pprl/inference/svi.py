@@ -30,7 +30,7 @@ from ..models.dynamics import DynamicsModel, build_model
 from ..pyro_settings import local_params
 from ..rng import seeded
 from ..spec import InferenceSpec, ModelSpec, as_inference_spec
-from .families import Family, make_family
+from .families import Family, family_class, make_family
 from .posterior import Posterior
 from ..threads import uses_threads
 
@@ -133,6 +133,7 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     spec = as_inference_spec(inference)
     if not isinstance(model, DynamicsModel):
         model = build_model(model, data.obs_dim, data.act_dim)
+    family = family_class(spec.family)
     if (data.obs_dim, data.act_dim) != (model.obs_dim, model.act_dim):
         raise ValueError(f"data has obs_dim={data.obs_dim}, act_dim={data.act_dim} but the model was built "
                          f"for obs_dim={model.obs_dim}, act_dim={model.act_dim}")
@@ -145,6 +146,10 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     device = _resolve_device(device)
+    if not family.fitted_by_svi:  # e.g. NUTS: the family makes its posterior itself
+        if init is not None:
+            raise ValueError(f"family {spec.family!r} is not fitted by SVI and cannot warm-start from init")
+        return family.fit_directly(model, spec, data, seed=seed, progress=progress, device=device)
     data = data.to(device)
     if init is not None and init.model is not model:
         raise ValueError("fit(init=posterior) must be given that posterior's own model")

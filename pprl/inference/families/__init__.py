@@ -9,6 +9,7 @@ found by name through a registry (:func:`register_family`).
 | flow        | θ = μ + σ ⊙ g(z), z ~ N(0, I), g = affine couplings    | ``flow``        |
 | map         | δ(θ − θ̂)                                              | ``map``         |
 | laplace     | N(θ̂, (JᵀΣ⁻¹J + diag σ_p⁻²)⁻¹) at the MAP θ̂ (GGN)      | ``laplace``     |
+| nuts        | draws of NUTS on the same model (the reference)        | ``nuts``        |
 
 A new family is a module with a ``@register_family`` subclass of :class:`Family`; it is then
 usable as ``family: <name>`` in an inference spec, by ``pprl.fit``, ``Posterior`` and ``compare``.
@@ -21,6 +22,7 @@ from .full_rank import FullRank
 from .flow import ElementwiseAffine, Flow
 from .map import MAP
 from .laplace import Laplace, laplace_from_map, laplace_guide, linearized_mean
+from .nuts import NUTS
 
 
 def make_family(spec, model=None, guide=None) -> Family:
@@ -36,5 +38,5 @@ def make_guide(model, spec):
 
 __all__ = ["FAMILIES", "Family", "Option", "GaussianFamily", "family_class", "make_family", "make_guide",
            "register_family", "unregister_family", "info_gain_support_error", "MeanField", "LowRank",
-           "FullRank", "Flow", "ElementwiseAffine", "MAP", "Laplace", "laplace_guide", "laplace_from_map",
+           "FullRank", "Flow", "ElementwiseAffine", "MAP", "Laplace", "NUTS", "laplace_guide", "laplace_from_map",
            "linearized_mean"]

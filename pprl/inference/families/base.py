@@ -59,7 +59,8 @@ class Family:
 
     Class attributes declare what a spec may ask of the family:
     ``elbos`` (objectives that fit it; the first is the default), ``options``
-    (name → :class:`Option`), ``point_estimate`` (fitted by MAP: one particle, its "ELBO" is the
+    (name → :class:`Option`), ``fitted_by_svi`` (False: the family makes its own posterior in
+    :meth:`fit_directly`, e.g. MCMC draws), ``point_estimate`` (fitted by MAP: one particle, its "ELBO" is the
     log joint), ``closed_form_kl`` (:meth:`kl_to_prior` exists), ``info_gain`` (VIME info-gain
     methods → solvers its :meth:`info_gain_view` supports) and ``structure_params`` (guide
     parameter names that couple many coordinates of θ; the optimiser scales their step by 1/√D).
@@ -69,6 +70,7 @@ class Family:
     elbos: ClassVar[tuple[str, ...]] = ("plain", "renyi")
     options: ClassVar[dict[str, Option]] = {}
     point_estimate: ClassVar[bool] = False
+    fitted_by_svi: ClassVar[bool] = True
     closed_form_kl: ClassVar[bool] = False
     info_gain: ClassVar[dict[str, tuple[str, ...]]] = {}
     structure_params: ClassVar[tuple[str, ...]] = ()
