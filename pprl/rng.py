@@ -19,3 +19,19 @@ def seeded(seed: int):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+@contextmanager
+def numpy_and_random_restored():
+    """Restore numpy's and Python's global RNG states on exit: for third-party code that draws from
+    them (importing JAX the first time does)."""
+    import random
+
+    import numpy as np
+
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)

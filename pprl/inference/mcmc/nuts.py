@@ -19,6 +19,7 @@ import torch
 from ...data import Transitions
 from ...models.dynamics import DynamicsModel, build_model
 from ...spec import InferenceSpec, ModelSpec, as_inference_spec
+from ...rng import numpy_and_random_restored
 from ...threads import uses_threads
 from ..families import family_class, make_family
 from ..posterior import Posterior
@@ -30,9 +31,10 @@ CHAIN_METHODS = ("vectorized", "parallel", "sequential")
 def run_nuts(model: DynamicsModel, spec: InferenceSpec, data: Transitions, *, seed: int = 0, progress: bool = True,
              device="cpu", chain_method: str = "vectorized") -> Posterior:
     """Fit the normalisation on ``data``, run NUTS with ``spec.options`` and wrap the draws."""
-    import jax
-    import jax.numpy as jnp
-    from numpyro.infer import MCMC, NUTS
+    with numpy_and_random_restored():  # importing JAX the first time draws from numpy's global RNG
+        import jax
+        import jax.numpy as jnp
+        from numpyro.infer import MCMC, NUTS
 
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}")
