@@ -148,6 +148,22 @@ class Posterior:
             theta = self.model.prior().sample((num_samples,))
         return float(log_predictive_density(self.model, theta, transitions.to(self.device)).mean())
 
+    # ---------------------------------------------------------------- Bayesian checks (ArviZ)
+    def to_inference_data(self, test_data: Transitions | None = None, num_samples: int = 1000, seed: int = 0):
+        """This posterior as ``arviz.InferenceData`` (:func:`pprl.diagnostics.inference_data.to_inference_data`)."""
+        from ..diagnostics.inference_data import to_inference_data
+        return to_inference_data(self, test_data, num_samples, seed)
+
+    def pareto_k(self, data: Transitions, num_samples: int = 1000, seed: int = 0) -> float:
+        """PSIS k̂ of q against the exact posterior on ``data`` (:func:`pprl.diagnostics.inference_data.pareto_k`)."""
+        from ..diagnostics.inference_data import pareto_k
+        return pareto_k(self, data, num_samples, seed)
+
+    def coverage(self, data: Transitions, levels=(0.5, 0.9), num_samples: int = 1000, seed: int = 0) -> dict:
+        """Held-out coverage of the central predictive intervals (:func:`pprl.diagnostics.inference_data.coverage`)."""
+        from ..diagnostics.inference_data import coverage
+        return coverage(self, data, levels, num_samples, seed)
+
     # ---------------------------------------------------------------- persistence
     def state(self) -> dict:
         """Everything needed to rebuild this posterior; only tensors, numbers, strings, lists, dicts."""

@@ -1,0 +1,136 @@
+"""ArviZ ``InferenceData`` for any pprl posterior — SVI families and NUTS alike — and the Bayesian
+checks built on it: PSIS k̂ of a variational family, predictive-interval coverage, LOO.
+
+Groups written by :func:`to_inference_data` (dims in brackets):
+
+- ``posterior``: ``theta`` [chain, draw, weight], the weights labelled ``layer{l}.w[i,o]`` /
+  ``layer{l}.b[o]`` (SVI families: one chain of independent draws from q; NUTS: its chains);
+- ``log_likelihood``: ``next_obs`` [chain, draw, transition], log p(s'_n | s_n, a_n, θ) in nats of
+  the original units (the pointwise values ``az.loo`` and ``az.compare`` read);
+- ``posterior_predictive``: ``next_obs`` [chain, draw, transition, obs_dim], one s' per draw;
+- ``observed_data``: ``next_obs`` [transition, obs_dim]; ``constant_data``: ``obs``, ``act``;
+- ``sample_stats``: ``log_q`` [chain, draw] where q has a density, the ELBO trace [svi_step] of an
+  SVI fit, and NUTS' ``diverging``, ``tree_depth``, ``n_steps``, ``energy``, ``acceptance_rate``.
+
+ArviZ is pinned to its 0.x line (``arviz<1``): 1.x replaced ``InferenceData`` with a different
+data structure.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..data import Transitions
+from ..rng import seeded
+
+NUTS_STATS = {"diverging": "diverging", "tree_depth": "tree_depth", "num_steps": "n_steps",
+              "energy": "energy", "accept_prob": "acceptance_rate"}
+
+
+def weight_labels(model) -> list[str]:
+    """One name per coordinate of θ: ``layer{l}.w[i,o]`` and ``layer{l}.b[o]`` in θ's order."""
+    labels = [""] * model.param_dim
+    for l, layer in enumerate(model.layers):
+        for k in range(layer.fan_in * layer.fan_out):
+            labels[layer.weight.start + k] = f"layer{l}.w[{k // layer.fan_out},{k % layer.fan_out}]"
+        for o in range(layer.fan_out):
+            labels[layer.bias.start + o] = f"layer{l}.b[{o}]"
+    return labels
+
+
+def _draws(posterior, num_samples: int, seed: int) -> torch.Tensor:
+    """θ as ``[chain, draw, D]``: NUTS keeps its chains; an SVI family gives one chain of iid draws."""
+    draws = getattr(posterior.q, "draws", None)
+    if draws is not None:
+        return posterior.guide.theta.detach()
+    return posterior.sample_theta(num_samples, seed=seed).detach().unsqueeze(0)
+
+
+@torch.no_grad()
+def pointwise_log_likelihood(posterior, theta: torch.Tensor, data: Transitions, chunk: int = 256) -> torch.Tensor:
+    """log p(s'_n | s_n, a_n, θ_s) for ``theta [S, D]`` → ``[S, N]`` nats of the original units."""
+    model, data = posterior.model, data.to(posterior.device)
+    x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
+    out = [model.log_likelihood(posterior.predictive_mean(theta[i:i + chunk], x), y)
+           for i in range(0, theta.shape[0], chunk)]
+    return torch.cat(out) + model.target_norm.log_abs_det()
+
+
+def to_inference_data(posterior, test_data: Transitions | None = None, num_samples: int = 1000, seed: int = 0):
+    """The posterior as ``arviz.InferenceData`` (module docstring); with ``test_data`` the
+    log-likelihood, predictive and observed groups are on those transitions."""
+    import arviz as az
+
+    theta = _draws(posterior, num_samples, seed)  # [C, S, D]
+    C, S, D = theta.shape
+    coords = {"weight": weight_labels(posterior.model)}
+    dims = {"theta": ["weight"]}
+    groups = {"posterior": {"theta": theta.cpu().double().numpy()}}
+    stats = {}
+    if hasattr(posterior.guide, "stats"):  # NUTS' sampler statistics
+        stats.update({NUTS_STATS.get(k, k): v.cpu().numpy() for k, v in posterior.guide.stats().items()})
+    else:
+        try:
+            stats["log_q"] = posterior.q.log_q(theta.reshape(C * S, D)).detach().reshape(C, S).cpu().double().numpy()
+        except ValueError:
+            pass  # a point mass has no density
+    if len(posterior.elbo_trace):
+        stats["elbo"] = posterior.elbo_trace.cpu().double().numpy()[None, None]  # one value per SVI step
+        dims["elbo"] = ["svi_step"]
+    groups["sample_stats"] = stats
+    if test_data is not None:
+        data = test_data.to(posterior.device)
+        flat = theta.reshape(C * S, D)
+        loglik = pointwise_log_likelihood(posterior, flat, data)
+        with seeded(seed + 1):
+            y = posterior.model.likelihood(posterior.predictive_mean(flat, posterior.model.inputs(data.obs, data.act))).sample()
+        pred = posterior.model.to_next_obs(data.obs, y)
+        groups["posterior_predictive"] = {"next_obs": pred.reshape(C, S, *pred.shape[1:]).cpu().double().numpy()}
+        groups["observed_data"] = {"next_obs": data.next_obs.cpu().double().numpy()}
+        groups["constant_data"] = {"obs": data.obs.cpu().double().numpy(), "act": data.act.cpu().double().numpy()}
+        dims.update({"next_obs": ["transition", "obs_dim"], "obs": ["transition", "obs_dim"],
+                     "act": ["transition", "act_dim"]})
+    idata = az.from_dict(**groups, coords=coords, dims=dims,
+                         attrs={"family": posterior.family, "model": posterior.model.spec.name,
+                                "inference_library": "pprl"})
+    if test_data is not None:  # one value per transition (its coordinates jointly): its own dims
+        idata.add_groups({"log_likelihood": {"next_obs": loglik.reshape(C, S, -1).cpu().double().numpy()}},
+                         dims={"next_obs": ["transition"]})
+    return idata
+
+
+def pareto_k(posterior, data: Transitions, num_samples: int = 1000, seed: int = 0) -> float:
+    """PSIS k̂ of q as an importance proposal for p(θ | D) (Yao et al. 2018, "Yes, but did it work?"):
+    log w_s = log p(θ_s, D) − log q(θ_s), θ_s ~ q, smoothed by a generalised Pareto fit to the
+    largest weights. k̂ < 0.5: q is close, importance sampling converges fast; 0.5–0.7: usable;
+    > 0.7: q misses mass the posterior has. Needs a family with a density (not ``map``, ``nuts``)."""
+    import arviz as az
+
+    model = posterior.model
+    theta = posterior.sample_theta(num_samples, seed=seed).detach()
+    with torch.no_grad():
+        log_q = posterior.q.log_q(theta)
+        data = data.to(posterior.device)
+        x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
+        log_joint = model.prior().log_prob(theta) + torch.cat(
+            [model.log_likelihood(model.mean(theta[i:i + 256], x), y).sum(-1) for i in range(0, num_samples, 256)])
+    log_w = (log_joint - log_q).double().cpu().numpy()
+    _, k = az.psislw(log_w - log_w.max())
+    return float(k)
+
+
+@torch.no_grad()
+def coverage(posterior, data: Transitions, levels=(0.5, 0.9), num_samples: int = 1000, seed: int = 0) -> dict[float, float]:
+    """The fraction of held-out next-observation coordinates inside the central ``level``
+    predictive interval (quantiles of ``num_samples`` predictive draws): a calibrated posterior
+    covers ``level`` of them."""
+    data = data.to(posterior.device)
+    pred = posterior.predict(data.obs, data.act, num_samples=num_samples, seed=seed)  # [S, N, k]
+    out = {}
+    for level in levels:
+        lo, hi = torch.quantile(pred, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=pred.dtype,
+                                                   device=pred.device), dim=0)
+        out[level] = float(((data.next_obs >= lo) & (data.next_obs <= hi)).double().mean())
+    return out
