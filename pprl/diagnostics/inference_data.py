@@ -134,3 +134,20 @@ def coverage(posterior, data: Transitions, levels=(0.5, 0.9), num_samples: int =
                                                    device=pred.device), dim=0)
         out[level] = float(((data.next_obs >= lo) & (data.next_obs <= hi)).double().mean())
     return out
+
+
+@torch.no_grad()
+def predictive_summary(posterior, data: Transitions, max_points: int = 50):
+    """``az.summary`` (mean, sd, R-hat, bulk/tail ESS, MCSE) of the predictive means f(x_n; θ) at the
+    first ``max_points`` transitions of ``data``, over the posterior's chains. For a BNN these are
+    the quantities to diagnose: its weight space is symmetric (hidden units permute, signs flip),
+    so the R-hat of a weight says nothing about convergence of the function."""
+    import arviz as az
+
+    theta = _draws(posterior, 1000, 0)  # [C, S, D]
+    C, S, D = theta.shape
+    data = data[:max_points].to(posterior.device)
+    f = posterior.predictive_mean(theta.reshape(C * S, D), posterior.model.inputs(data.obs, data.act))
+    f = posterior.model.target_norm.inverse(f).reshape(C, S, *f.shape[1:])
+    idata = az.from_dict(posterior={"f": f.cpu().double().numpy()}, dims={"f": ["transition", "obs_dim"]})
+    return az.summary(idata, round_to="none")

@@ -89,3 +89,12 @@ def test_fit_with_the_nuts_family_runs_the_sampler_and_seeds_it():
         pprl.nuts(LINEAR, data, num_chains=0)
     with pytest.raises(ValueError, match="undefined for the 'nuts' family"):
         a.q.log_q(a.sample_theta(2))
+
+
+def test_predictive_summary_of_nuts_chains_has_converged(linear_nuts):
+    from pprl.diagnostics.inference_data import predictive_summary
+
+    post, data = linear_nuts
+    summary = predictive_summary(post, data, max_points=20)
+    assert len(summary) == 20 * data.obs_dim
+    assert (summary["r_hat"] < 1.01).all() and (summary["ess_bulk"] > 400).all(), summary[["r_hat", "ess_bulk"]].describe()
