@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -116,13 +117,41 @@ class Transitions:
 
     @classmethod
     def load(cls, path: str | Path) -> Transitions:
-        """Read a file written by `save`."""
+        """Read an .npz written by `save` (or by numpy.savez with the same keys): float arrays
+        obs, act, next_obs [N, d] and reward [N], bool arrays terminated, truncated [N]. Floating
+        arrays are read as float32. Every problem is a FileNotFoundError or ValueError naming the file."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no transitions file at '{path}'")
-        with np.load(path, allow_pickle=False) as data:
+        expected = ("obs, act, next_obs [N, d] and reward [N] (floating point), "
+                    "terminated, truncated [N] (bool)")
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+            data = None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: not an .npz archive of transitions; expected arrays {expected}")
+        with data:
             missing = [n for n in _TENSOR_FIELDS if n not in data.files]
             if missing:
-                raise ValueError(f"transitions file '{path}' is missing keys {missing}")
-            meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
-            return cls(**{n: torch.from_numpy(data[n]) for n in _TENSOR_FIELDS}, meta=meta)
+                raise ValueError(f"{path}: missing arrays {', '.join(missing)}; expected {expected}")
+            arrays = {}
+            for name in _TENSOR_FIELDS:
+                try:
+                    a = data[name]
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile):  # object arrays, damaged members
+                    raise ValueError(f"{path}: array '{name}' is not a plain numeric array; expected {expected}") from None
+                flag = name in ("terminated", "truncated")
+                if flag and a.dtype != np.bool_ or not flag and not np.issubdtype(a.dtype, np.floating):
+                    raise ValueError(f"{path}: array '{name}' has dtype {a.dtype}; expected {expected}")
+                arrays[name] = torch.from_numpy(a if flag else a.astype(np.float32, copy=False))
+            try:
+                meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+                raise ValueError(f"{path}: array 'meta' is not the JSON string `save` writes") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: array 'meta' is not the JSON string of a mapping that `save` writes")
+        try:
+            return cls(**arrays, meta=meta)
+        except ValueError as exc:  # shapes
+            raise ValueError(f"{path}: {exc}") from None

@@ -93,3 +93,51 @@ def test_validation_rejects_bad_shapes():
         Transitions(**{**fields, "terminated": torch.zeros(4, 1, dtype=torch.bool)})
     with pytest.raises(ValueError, match="act"):
         Transitions(**{**fields, "act": np.zeros((4, 1))})
+
+
+def _arrays(n: int = 6) -> dict:
+    t = _toy(n)
+    return {name: getattr(t, name).numpy() for name in ("obs", "act", "next_obs", "reward", "terminated", "truncated")}
+
+
+def _savez(path, **arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("change, fragments", [
+    ({"obs": np.arange(12).reshape(6, 2)}, ["array 'obs' has dtype int64", "floating point", "(bool)"]),
+    ({"terminated": np.zeros(6)}, ["array 'terminated' has dtype float64", "terminated, truncated [N] (bool)"]),
+    ({"next_obs": np.zeros((6, 3), np.float32)}, ["obs and next_obs must have the same shape"]),
+    ({"reward": np.zeros(4, np.float32)}, ["share the leading length N"]),
+    ({"obs": np.array([None] * 6, dtype=object)}, ["array 'obs' is not a plain numeric array"]),
+    ({"meta": np.array("{not json")}, ["array 'meta' is not the JSON string"]),
+])
+def test_load_errors_name_the_file_and_what_is_expected(tmp_path, change, fragments):
+    path = _savez(tmp_path / "bad.npz", **{**_arrays(), **change})
+    with pytest.raises(ValueError) as info:
+        Transitions.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+@pytest.mark.parametrize("content", [b"obs,act\n1,2\n", b"", b"PK\x03\x04broken zip"])
+def test_load_of_a_file_that_is_not_an_npz_names_it(tmp_path, content):
+    path = tmp_path / "data.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not an .npz archive of transitions") as info:
+        Transitions.load(path)
+    assert str(path) in str(info.value) and "allow_pickle" not in str(info.value)
+    np.save(tmp_path / "one.npy", np.zeros(3))  # a single .npy array is not an archive either
+    with pytest.raises(ValueError, match="not an .npz archive"):
+        Transitions.load(tmp_path / "one.npy")
+
+
+def test_load_reads_float64_as_float32(tmp_path):
+    arrays = _arrays()
+    path = _savez(tmp_path / "f64.npz", **{**arrays, "obs": arrays["obs"].astype(np.float64)})
+    data = Transitions.load(path)
+    assert data.obs.dtype == torch.float32 and data == _toy(6) and data.meta == {}
