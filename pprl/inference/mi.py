@@ -122,9 +122,11 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, step
     if bar is not None:
         bar.close()
 
-    with torch.no_grad():  # disjoint held-out minibatches of K pairs
+    # Disjoint held-out minibatches of K pairs, scored one K × K matrix at a time as in training:
+    # a concat critic's pair features take K²·hidden numbers per batch, never B·K²·hidden at once.
+    with torch.no_grad():
         batches = test[: len(test) // batch_size * batch_size].view(-1, batch_size)
-        values = the_bound.estimate(f(x[batches], y[batches])).double().cpu().numpy()  # [B] in one pass
+        values = torch.stack([the_bound.estimate(f(x[b], y[b])) for b in batches]).double().cpu().numpy()
     stderr = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
     return MIEstimate(float(values.mean()), stderr, trace.cpu().numpy(), bound, critic, int(batches.numel()))
 

@@ -10,7 +10,7 @@ import torch
 
 import pprl
 from pprl.inference.barber_agakov import barber_agakov, barber_agakov_terms
-from pprl.inference.bounds import infonce, nwj
+from pprl.inference.bounds import get_bound, infonce, nwj
 from pprl.inference.mi import estimate_mi
 
 
@@ -192,3 +192,41 @@ def test_public_api():
 
     assert pprl.estimate_mi is estimate_mi and pprl.MIEstimate is MIEstimate
     assert pprl.barber_agakov is barber_agakov and {"estimate_mi", "MIEstimate", "barber_agakov"} <= set(pprl.__all__)
+
+
+@pytest.mark.parametrize("bound, critic", [("infonce", "concat"), ("nwj", "separable"), ("mine", "concat")])
+def test_heldout_estimate_is_streamed_one_score_matrix_at_a_time(monkeypatch, bound, critic):
+    """The held-out bound is evaluated one K × K score matrix per critic call (memory bounded by one
+    training minibatch, however many held-out pairs), and gives the number the former single pass
+    over all B held-out batches at once gave."""
+    import pprl.inference.mi as mi_module
+
+    made, calls = [], []
+    real_make_critic = mi_module.make_critic
+
+    def spying_critic(*args, **kwargs):
+        f = real_make_critic(*args, **kwargs)
+        f.register_forward_pre_hook(lambda module, inputs: calls.append((torch.is_grad_enabled(),
+                                                                         tuple(inputs[0].shape))))
+        made.append(f)
+        return f
+
+    monkeypatch.setattr(mi_module, "make_critic", spying_critic)
+    x, y, _ = gaussian_pairs((1200,), 2, 0.5, seed=3, dtype=torch.float32)
+    K, seed, heldout = 32, 5, 0.25
+    est = estimate_mi(x, y, bound=bound, critic=critic, steps=30, batch_size=K, heldout=heldout, seed=seed,
+                      critic_options={"hidden": (32,)}, progress=False)
+    evaluation = [shape for grad, shape in calls if not grad]
+    assert len(evaluation) == 300 // K and all(shape == (K, 2) for shape in evaluation)
+
+    # the former path: every held-out batch in one [B, K, K] pass, with the trained critic
+    order = torch.randperm(1200, generator=torch.Generator().manual_seed(seed))
+    test = order[:300]
+    batches = test[: len(test) // K * K].view(-1, K)
+    with torch.no_grad():
+        values = get_bound(bound).estimate(made[0](x[batches], y[batches])).double()
+    assert est.num_samples == batches.numel()
+    # the same critic on the same pairs: the same number (bit-identical on the CPUs tried; the
+    # tolerance only allows a BLAS that blocks a [K², H] product differently from a [B·K², H] one)
+    assert est.value == pytest.approx(float(values.mean()), rel=0, abs=1e-6)
+    assert est.stderr == pytest.approx(float(values.std() / math.sqrt(len(values))), rel=1e-4)
