@@ -316,18 +316,34 @@ def parse_inference_spec(data: dict, src: str = "<dict>") -> InferenceSpec:
 
 # --------------------------------------------------------------------------- loading
 
-def load_spec(path: str | Path) -> ModelSpec | InferenceSpec:
-    """Load and validate a YAML spec; a mapping with ``family`` is an inference spec,
-    one with ``type`` a model spec."""
+_EXPERIMENT_FIELDS = ("env", "learner", "intrinsic", "auxiliary")
+
+
+def _a_kind(spec) -> str:
+    """"a model", "an inference" or "an experiment": the kind of a loaded spec, for error messages."""
+    return {ModelSpec: "a model", InferenceSpec: "an inference"}.get(type(spec), "an experiment")
+
+
+def load_spec(path: str | Path):
+    """Load and validate a YAML spec of any kind pprl reads: a mapping with ``type`` is a model
+    spec (:class:`ModelSpec`), one with ``family`` an inference spec (:class:`InferenceSpec`), one
+    with ``env``, ``learner`` or ``intrinsic`` an experiment spec
+    (:class:`pprl.rl.experiment.ExperimentSpec`, read by :func:`pprl.load_experiment`)."""
     src = str(path)
     data = _read_yaml(path)
-    if "family" in data and "type" not in data:
-        return parse_inference_spec(data, src)
-    if "type" in data and "family" not in data:
+    kinds = [kind for kind, found in (("model", "type" in data), ("inference", "family" in data),
+                                      ("experiment", any(k in data for k in _EXPERIMENT_FIELDS))) if found]
+    if kinds == ["model"]:
         return parse_model_spec(data, src)
+    if kinds == ["inference"]:
+        return parse_inference_spec(data, src)
+    if kinds == ["experiment"]:
+        from .rl.experiment import load_experiment  # the RL code builds on this module
+        return load_experiment(path)
     raise SpecError(f"{src}: cannot tell the kind of spec; a model spec has field 'type' "
                     f"({', '.join(MODEL_TYPES)}), an inference spec has field 'family' "
-                    f"({', '.join(_families())})")
+                    f"({', '.join(_families())}), an experiment spec has fields 'env' and 'learner' "
+                    f"(and 'intrinsic')")
 
 
 def as_model_spec(spec: ModelSpec | dict | str | Path) -> ModelSpec:
@@ -346,7 +362,7 @@ def as_model_spec(spec: ModelSpec | dict | str | Path) -> ModelSpec:
         spec = shipped or spec
     loaded = load_spec(spec)
     if not isinstance(loaded, ModelSpec):
-        raise SpecError(f"{spec}: expected a model spec (field 'type'), got an inference spec")
+        raise SpecError(f"{spec}: expected a model spec (field 'type'), got {_a_kind(loaded)} spec")
     return loaded
 
 
@@ -367,5 +383,5 @@ def as_inference_spec(spec: InferenceSpec | dict | str | Path) -> InferenceSpec:
                             f"{', '.join(_families())}")
     loaded = load_spec(text)
     if not isinstance(loaded, InferenceSpec):
-        raise SpecError(f"{text}: expected an inference spec (field 'family'), got a model spec")
+        raise SpecError(f"{text}: expected an inference spec (field 'family'), got {_a_kind(loaded)} spec")
     return loaded

@@ -336,3 +336,46 @@ def test_family_name_not_shadowed_by_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mean_field").mkdir()  # e.g. an output directory from `pprl fit ... -o mean_field`
     assert as_inference_spec("mean_field").family == "mean_field"
+
+
+# ----------------------------------------------------------------------------- every kind of spec (issue 12)
+
+def test_load_spec_reads_experiments_too():
+    from pprl.rl.experiment import ExperimentSpec
+
+    spec = load_spec(REPO / "examples" / "vime_mountaincar.yaml")
+    assert isinstance(spec, ExperimentSpec)
+    assert (spec.name, spec.learner.type, spec.intrinsic.type) == ("vime_mountaincar", "ppo", "vime")
+    with pytest.raises(SpecError, match="expected a model spec .field 'type'., got an experiment spec"):
+        as_model_spec(REPO / "examples" / "vime_mountaincar.yaml")
+    with pytest.raises(SpecError, match="expected an inference spec .field 'family'., got a model spec"):
+        as_inference_spec(REPO / "models" / "bnn_dynamics.yaml")
+
+
+@pytest.mark.parametrize("text", ["name: x\n", "type: bnn\nfamily: map\n", "family: map\nenv: Pendulum-v1\n"])
+def test_unknown_kind_lists_the_three_kinds(tmp_path, text):
+    path = tmp_path / "what.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: cannot tell the kind of spec")
+    for kind in ("a model spec has field 'type'", "an inference spec has field 'family'",
+                 "an experiment spec has fields 'env' and 'learner'"):
+        assert kind in message
+
+
+@pytest.mark.parametrize("text, where", [
+    ("type: bnn\nhiden: 1\n", "hiden"),
+    ("family: map\noptions: {}\nlrr: 1\n", "lrr"),
+    ("env: Pendulum-v1\nlearner: {}\nseeds: 3\n", "seeds"),
+    ("env: Pendulum-v1\nlearner: {lern_rate: 0.1}\n", "learner.lern_rate"),
+    ("env: Pendulum-v1\nlearner: {}\nintrinsic: {type: none, temperature: 1}\n", "intrinsic.temperature"),
+])
+def test_unknown_field_errors_have_one_format_across_specs(tmp_path, text, where):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert re.fullmatch(rf"{re.escape(str(path))}: unknown field '{re.escape(where)}'; allowed: [a-z_]+(, [a-z_]+)*",
+                        str(info.value)), str(info.value)

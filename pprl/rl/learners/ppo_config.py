@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ...spec import SpecError
+from ...spec import SpecError, _check_keys
 
 _INT, _FLOAT, _BOOL, _INTS = "an integer", "a number", "true or false", "a list of integers"
 
@@ -85,14 +85,13 @@ class PPOConfig:
         """Build from a spec's `learner:` mapping; every problem is one SpecError naming the field."""
         if not isinstance(d, dict):
             raise SpecError(f"{source}: field 'learner' must be a mapping, got {d!r}")
+        _check_keys(d, cls.keys(), "learner", source)  # the one unknown-field message of every spec
         out = {}
         for key, value in d.items():
             if key == "type":
                 if value != cls.type:
                     raise SpecError(f"{source}: field 'learner.type': got {value!r}; allowed: {cls.type}")
                 continue
-            if key not in cls.keys():
-                raise SpecError(f"{source}: field 'learner.{key}': unknown field; allowed: {', '.join(cls.keys())}")
             out[key] = cls._check(key, value, source)
         return cls(**out).validate(source)
 

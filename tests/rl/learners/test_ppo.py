@@ -188,7 +188,7 @@ def test_config_from_dict_and_errors():
     assert PPOConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["type"] == "ppo"
     with pytest.raises(SpecError, match=r"field 'learner\.type': got 'sac'; allowed: ppo"):
         PPOConfig.from_dict({"type": "sac"})
-    with pytest.raises(SpecError, match=r"x\.yaml: field 'learner\.lern_rate': unknown field; allowed: .*learning_rate"):
+    with pytest.raises(SpecError, match=r"x\.yaml: unknown field 'learner\.lern_rate'; allowed: .*learning_rate"):
         PPOConfig.from_dict({"lern_rate": 1e-3}, source="x.yaml")
     with pytest.raises(SpecError, match=r"field 'learner\.learning_rate': got -0\.001.*allowed: a number > 0"):
         PPOConfig.from_dict({"learning_rate": -1e-3})
