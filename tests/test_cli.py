@@ -1,4 +1,5 @@
 """Tests for the `pprl` command line: validate, collect, fit, compare (in-process and as a process)."""
+import argparse
 import json
 import math
 import subprocess
@@ -55,7 +56,7 @@ def test_validate_shipped_specs(capsys):
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.strip().splitlines()
-    assert len(lines) == len(SHIPPED) == 9
+    assert len(lines) == len(SHIPPED) == 10  # 3 models, 7 inference specs (nuts included)
     for path, line in zip(SHIPPED, lines):
         assert line.startswith("ok ") and path in line
     assert "(model spec: bnn)" in out and "(inference spec: mean_field)" in out
@@ -295,7 +296,7 @@ def test_mi_mine_clamp_errors(mi_file, tmp_path, capsys, extra, message):
 
 @pytest.mark.parametrize("x, y, message", [
     (["nope"], ["noise"], "array 'nope' not in"),
-    (["data[0:2]"], ["data[9]"], "bad columns 'data[9]'"),
+    (["data[0:2]"], ["data[9]"], "column group 'data[9]': column 9 is out of range"),
     (["data[0:2"], ["noise"], "bad column group"),
     (["data[3:3]"], ["noise"], "selects no columns"),
 ])
@@ -315,5 +316,404 @@ def test_demo_runs_end_to_end_on_a_short_budget(tmp_path, capsys):
     assert summary["env_steps"] == 2048 and summary["intrinsic"] == "vime"
     assert 0 < summary["final_info_gain"] < 30 and summary["final_elbo_per_transition"] is not None
     printed = capsys.readouterr().out
-    assert "mean info gain" in printed and "first success" in printed
-    assert main(["demo", "--steps", "2048", "-o", str(out), "--quiet"]) == 2  # never overwrites a run
+    assert "mean info gain" in printed and ("first success at step" in printed or "never reached the goal" in printed)
+    # the documented rule: a previous demo's output is overwritten, as `demo families` does
+    assert main(["demo", "--steps", "2048", "--seed", "1", "-o", str(out), "--quiet"]) == 0
+    assert json.loads((out / "summary.json").read_text())["seed"] == 1
+    assert (out / "metrics.csv").is_file() and (out / ".pprl-demo").is_file()
+
+
+# ----------------------------------------------------------------------------- issue 12: threads
+
+def _tiny_vime_spec(path: Path) -> str:
+    """examples/vime_mountaincar.yaml with a budget of seconds: 2 iterations of 4 × 128 steps, 10/5 fit steps."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "examples" / "vime_mountaincar.yaml").read_text())
+    spec["learner"].update(num_envs=4, num_steps=128, num_minibatches=4, update_epochs=2)
+    spec["intrinsic"].update(fit_steps=5, initial_fit_steps=10, num_samples=2, replay_size=4096)
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def _without_wall_clock(path: Path) -> pd.DataFrame:
+    metrics = pd.read_csv(path)
+    return metrics.drop(columns=[c for c in metrics if c.endswith(("_s", "_time", "per_s")) or "wall" in c])
+
+
+def test_cli_train_and_python_train_give_the_same_metrics(tmp_path, capsys):
+    """One thread policy: `pprl train` and `pprl.train` at their defaults give identical numbers, and
+    neither leaves torch's global thread count changed."""
+    import torch
+
+    spec = _tiny_vime_spec(tmp_path / "tiny_vime.yaml")
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # the caller's own setting, which pprl must neither use nor change
+    try:
+        assert main(["train", spec, "--seed", "2", "--steps", "1024", "-o", str(tmp_path / "cli"), "--quiet"]) == 0
+        assert torch.get_num_threads() == 3
+        pprl.train(spec, seed=2, out_dir=tmp_path / "py", total_steps=1024, progress=False)
+        assert torch.get_num_threads() == 3
+        pprl.train(spec, seed=2, out_dir=tmp_path / "py1", total_steps=1024, progress=False, threads=1)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    cli, py = _without_wall_clock(tmp_path / "cli" / "metrics.csv"), _without_wall_clock(tmp_path / "py" / "metrics.csv")
+    assert list(cli["env_steps"]) == [512, 1024] and "info_gain" in cli
+    pd.testing.assert_frame_equal(cli, py)
+    pd.testing.assert_frame_equal(py, _without_wall_clock(tmp_path / "py1" / "metrics.csv"))
+
+
+def test_every_computing_command_takes_threads_and_passes_it_to_the_api(monkeypatch, tmp_path):
+    """--threads reaches the API call as threads= (no global torch setting)."""
+    from pprl.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("collect", "fit", "compare", "train", "mi", "demo"):
+        threads = next(a for a in sub.choices[name]._actions if "--threads" in a.option_strings)
+        assert threads.default == pprl.threads.DEFAULT_THREADS == 1, name
+        assert "spin-wait" in threads.help and "floating-point" in threads.help, name
+    seen = {}
+
+    def spy(real):
+        def call(*args, **kwargs):
+            seen[real.__name__] = kwargs["threads"]
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr("pprl.cli.collect.collect", spy(pprl.collect))
+    monkeypatch.setattr("pprl.cli.mi.estimate_mi", spy(pprl.estimate_mi))
+    data = tmp_path / "x.npz"
+    assert main(["collect", "Pendulum-v1", "--steps", "300", "--threads", "2", "-o", str(data)]) == 0
+    assert main(["mi", str(data), "--x", "obs", "--y", "next_obs", "--steps", "2", "--batch-size", "8",
+                 "--quiet"]) == 0
+    assert seen == {"collect": 2, "estimate_mi": 1}
+    from pprl.cli import common
+    assert not hasattr(common, "set_threads")  # no command sets torch's global thread count
+
+
+# ----------------------------------------------------------------------------- issue 12: one-line errors
+
+def _command(name: str, out: Path, data_file: Path, mi_file: Path) -> list[str]:
+    """A valid invocation of each computing command writing to ``out``."""
+    return {"train": ["train", "vime_mountaincar", "-o", str(out)],
+            "demo": ["demo", "-o", str(out)],
+            "demo families": ["demo", "families", "-o", str(out)],
+            "mi": ["mi", str(mi_file), "--x", "data[0:2]", "--y", "data[2:4]", "--json", str(out / "mi.json")],
+            "fit": ["fit", BNN, MAP, "--data", str(data_file), "-o", str(out)],
+            "compare": ["compare", BNN, "map", "--data", str(data_file), "-o", str(out)]}[name]
+
+
+@pytest.mark.parametrize("device", ["cuda", "gpu", "cuda:99", "mps"])
+@pytest.mark.parametrize("command", ["train", "demo", "demo families", "mi", "fit", "compare"])
+def test_unavailable_device_is_one_line(command, device, data_file, mi_file, tmp_path, capsys):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "out"
+    assert main([*_command(command, out, data_file, mi_file), "--device", device, "--quiet"]) == 2
+    _error_line(capsys.readouterr().err, f"--device '{device}'")
+    assert not out.exists()
+
+
+def _transitions_arrays(n: int = 20) -> dict:
+    import numpy as np
+
+    g = np.random.default_rng(0)
+    return {"obs": g.standard_normal((n, 3)).astype(np.float32), "act": g.standard_normal((n, 1)).astype(np.float32),
+            "next_obs": g.standard_normal((n, 3)).astype(np.float32), "reward": np.zeros(n, np.float32),
+            "terminated": np.zeros(n, bool), "truncated": np.zeros(n, bool)}
+
+
+def _bad_data(kind: str, path: Path) -> Path:
+    import numpy as np
+
+    arrays = _transitions_arrays()
+    if kind == "integers":
+        arrays = {k: (v * 10).astype(np.int64) if v.dtype != bool else v for k, v in arrays.items()}
+    elif kind == "shapes":
+        arrays["next_obs"] = arrays["next_obs"][:, :2]
+    elif kind == "lengths":
+        arrays["reward"] = arrays["reward"][:5]
+    elif kind == "missing":
+        del arrays["terminated"], arrays["truncated"]
+    elif kind == "objects":
+        arrays["obs"] = np.array([{"a": 1}] * 20, dtype=object)
+    if kind == "text":
+        path.write_text("obs,act,next_obs\n1,2,3\n")
+    else:
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    ("integers", "array 'obs' has dtype int64; expected"),
+    ("shapes", "obs and next_obs must have the same shape"),
+    ("lengths", "share the leading length"),
+    ("missing", "missing arrays terminated, truncated"),
+    ("objects", "array 'obs' is not a plain numeric array"),
+    ("text", "not an .npz archive of transitions"),
+])
+@pytest.mark.parametrize("command", ["fit", "compare"])
+def test_bad_data_file_is_one_line_naming_it(command, kind, fragment, tmp_path, capsys):
+    bad = _bad_data(kind, tmp_path / "bad.npz")
+    out = tmp_path / "out"
+    assert main(_command(command, out, bad, bad) + ["--quiet"]) == 2
+    line = _error_line(capsys.readouterr().err, str(bad), fragment)
+    assert "allow_pickle" not in line
+    assert not out.exists()
+
+
+def test_bad_test_data_is_one_line_naming_it(data_file, tmp_path, capsys):
+    bad = _bad_data("integers", tmp_path / "bad_test.npz")
+    out = tmp_path / "out"
+    assert main(["fit", BNN, MAP, "--data", str(data_file), "--test-data", str(bad), "-o", str(out), "--quiet"]) == 2
+    _error_line(capsys.readouterr().err, str(bad), "dtype int64")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind, fragment", [("text", "not an .npz archive"), ("objects", "not an .npz archive of plain")])
+def test_mi_bad_data_file_is_one_line_naming_it(kind, fragment, tmp_path, capsys):
+    bad = _bad_data(kind, tmp_path / "bad.npz")
+    out = tmp_path / "mi.json"
+    assert main(["mi", str(bad), "--x", "obs", "--y", "act", "--json", str(out), "--quiet"]) == 2
+    line = _error_line(capsys.readouterr().err, str(bad), fragment)
+    assert "allow_pickle" not in line and not out.exists()
+
+
+def test_train_without_arguments_says_what_is_needed(tmp_path, capsys):
+    assert main(["train"]) == 2
+    _error_line(capsys.readouterr().err, "needs an experiment spec", "vime_mountaincar", "--resume DIR")
+    assert main(["train", "vime_mountaincar", "--resume", str(tmp_path)]) == 2
+    _error_line(capsys.readouterr().err, "not both")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_library_value_error_keeps_its_traceback(monkeypatch, tmp_path):
+    """Only pprl's own input checks become one line; a ValueError from underneath is a bug to see."""
+    def broken(*args, **kwargs):
+        return int("not a number")  # a ValueError raised outside pprl's code
+
+    monkeypatch.setattr("pprl.cli.collect.collect", broken)
+    with pytest.raises(ValueError, match="invalid literal"):
+        main(["collect", "Pendulum-v1", "--steps", "5", "-o", str(tmp_path / "x.npz")])
+
+
+# ----------------------------------------------------------------------------- issue 12: silent wrong answers
+
+@pytest.mark.parametrize("x, y, fragments", [
+    (["data[0:9]"], ["noise"], ["'data[0:9]'", "column 9 is out of range", "shape (4000, 4)"]),
+    (["data[-5:2]"], ["noise"], ["column -5 is out of range", "shape (4000, 4)"]),
+    (["data[0,4]"], ["noise"], ["column 4 is out of range", "shape (4000, 4)"]),
+    (["noise[1]"], ["data[0:2]"], ["column 1 is out of range", "shape (4000,)"]),
+    (["data[0:3]"], ["data[2:4]"], ["--x and --y share column(s) data[2]"]),
+    (["data"], ["data[3]"], ["share column(s) data[3]"]),
+    (["data[0:2]", "noise"], ["noise"], ["share column(s) noise[0]"]),
+])
+def test_mi_out_of_range_or_shared_columns_are_errors(mi_file, tmp_path, capsys, x, y, fragments):
+    out = tmp_path / "mi.json"
+    assert main(["mi", str(mi_file), "--x", *x, "--y", *y, "--json", str(out), "--quiet", "--steps", "5"]) == 2
+    _error_line(capsys.readouterr().err, *fragments)
+    assert not out.exists()
+
+
+def test_mi_in_range_column_forms(mi_file, tmp_path):
+    """Negative and open-ended columns within the array still work, and select what Python would."""
+    out = tmp_path / "mi.json"
+    assert main(["mi", str(mi_file), "--x", "data[:2]", "--y", "data[-2:]", "--steps", "5", "--batch-size", "8",
+                 "--json", str(out), "--quiet"]) == 0
+    from pprl.cli.mi import column_group
+    import numpy as np
+
+    arrays = dict(np.load(mi_file))
+    _, cols = column_group(arrays, ["data[-1]", "data[0:4:2]", "noise"], "f")
+    assert cols == [("data", 3), ("data", 0), ("data", 2), ("noise", 0)]
+
+
+def _tiny_run(tmp_path: Path) -> Path:
+    """A finished 256-step run (2 iterations of 2 × 64, no bonus) in tmp_path/run."""
+    import yaml
+    from tests.rl.conftest import TINY
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump({**TINY, "intrinsic": {"type": "none"}}))
+    assert main(["train", str(spec), "-o", str(tmp_path / "run"), "--quiet"]) == 0
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("steps", [[], ["--steps", "256"], ["--steps", "128"]])
+def test_resume_without_more_steps_is_an_error_naming_the_progress(tmp_path, capsys, steps):
+    run = _tiny_run(tmp_path)
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert main(["train", "--resume", str(run), *steps, "--quiet"]) == 2
+    _error_line(capsys.readouterr().err, str(run), "recorded 256 env steps", "more than 256")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing rewritten
+    assert main(["train", "--resume", str(run), "--steps", "384", "--quiet"]) == 0  # more steps continue it
+    assert list(pd.read_csv(run / "metrics.csv")["env_steps"]) == [128, 256, 384]
+
+
+# ----------------------------------------------------------------------------- issue 12: smaller
+
+def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, capsys, monkeypatch):
+    import shlex
+
+    import yaml
+    from pprl.rl.learners.ppo import PPO
+    from tests.rl.conftest import TINY
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump({**TINY, "intrinsic": {"type": "none"}}))
+    real_update, calls = PPO.update, []
+
+    def interrupted_update(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_update(self, *args, **kwargs)
+
+    monkeypatch.setattr(PPO, "update", interrupted_update)
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "-o", str(run), "--steps", "512", "--quiet"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "Traceback" not in "\n".join(err)
+    assert err[0] == f"pprl: interrupted at 256 of 512 env steps; checkpoint saved in {run / 'checkpoint.pt'}"
+    command = err[1].removeprefix("pprl: continue with: ")
+    assert command == f"pprl train --resume {shlex.quote(str(run))} --steps 512"
+    monkeypatch.setattr(PPO, "update", real_update)
+    assert main(shlex.split(command)[1:] + ["--quiet"]) == 0  # the printed command continues the run
+    assert pd.read_csv(run / "metrics.csv")["env_steps"].iloc[-1] == 512
+    # a run on other settings is continued on the same ones (the thread count changes the numbers)
+    from pprl.cli.train import interrupted
+    assert interrupted(run, argparse.Namespace(device="cuda:1", threads=2)) == 130
+    assert capsys.readouterr().err.strip().splitlines()[1].endswith("--steps 512 --device cuda:1 --threads 2")
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("pprl.cli.demo.train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["demo", "-o", str(tmp_path / "d"), "--quiet"]) == 130
+    assert "interrupted before the first checkpoint" in capsys.readouterr().err
+
+
+def test_summary_of_a_run_that_never_reached_the_goal(capsys):
+    from pprl.cli.train import print_summary
+
+    summary = {"experiment": "x", "seed": 0, "env_steps": 10, "episodes": 1, "success_rate": 0.0,
+               "final_success_rate": 0.0, "first_success_step": None, "env_steps_per_s": 5.0, "intrinsic": "none"}
+    print_summary(summary, Path("out"))
+    out = capsys.readouterr().out
+    assert "never reached the goal" in out and "at never" not in out
+    print_summary({**summary, "first_success_step": 4096}, Path("out"))
+    assert "first success at step 4096" in capsys.readouterr().out
+
+
+def test_collect_creates_the_output_directories(tmp_path, capsys):
+    out = tmp_path / "sub" / "dir" / "data.npz"
+    assert main(["collect", "Pendulum-v1", "--steps", "5", "-o", str(out)]) == 0
+    assert len(pprl.Transitions.load(out)) == 5
+    assert main(["collect", "Pendulum-v1", "--steps", "5", "-o", str(tmp_path / "sub")]) == 2
+    _error_line(capsys.readouterr().err, "is a directory")
+
+
+def test_demo_output_rule(tmp_path, capsys, existing_out):
+    """Both demos: a missing or empty directory is used, a previous demo's output is overwritten,
+    anything else is refused with one line and left untouched."""
+    tiny = ["--families", "map", "--transitions", "200", "--steps", "5", "--quiet"]
+    out = tmp_path / "fam"
+    assert main(["demo", "families", "-o", str(out), *tiny]) == 0
+    first = sorted(p.name for p in out.iterdir())
+    assert first == [".pprl-demo", "comparison.csv", "comparison.png", "pendulum.npz", "posterior_map.pt"]
+    assert main(["demo", "families", "-o", str(out), *tiny, "--seed", "1"]) == 0  # overwritten
+    assert pprl.Transitions.load(out / "pendulum.npz").meta["seed"] == 1
+    (out / "notes.txt").write_text("mine\n")  # a previous demo's output plus something of the user's: refused
+    for what in (["families", *tiny], ["--steps", "2048", "--quiet"]):
+        assert main(["demo", *what, "-o", str(out)]) == 2
+        _error_line(capsys.readouterr().err, str(out), "not a previous demo's output", "notes.txt")
+        assert pprl.Transitions.load(out / "pendulum.npz").meta["seed"] == 1
+        assert main(["demo", *what, "-o", str(existing_out)]) == 2
+        _error_line(capsys.readouterr().err, str(existing_out), "keep.txt")
+        _assert_untouched(existing_out)
+    run = _tiny_run(tmp_path)  # a training run is not a demo's output
+    assert main(["demo", "-o", str(run), "--steps", "2048", "--quiet"]) == 2
+    _error_line(capsys.readouterr().err, str(run))
+    assert (run / "checkpoint.pt").is_file()
+    help_text = build_parser_help("demo")
+    assert "overwritten" in help_text and "refused" in help_text
+
+
+def build_parser_help(command: str) -> str:
+    from pprl.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command].format_help()
+
+
+# ----------------------------------------------------------------------------- issue 12: validate, --help
+
+EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.yaml"))
+
+
+def test_validate_accepts_experiment_specs(capsys):
+    assert main(["validate", *EXAMPLES, BNN, MAP]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.strip().splitlines()
+    assert len(lines) == len(EXAMPLES) + 2 and len(EXAMPLES) >= 5
+    vime = next(line for line in lines if line.split()[1].endswith("vime_mountaincar.yaml"))
+    assert vime.endswith("(experiment: vime_mountaincar, learner ppo, intrinsic vime)")
+    assert any(line.endswith("(experiment: ppo_mountaincar, learner ppo, intrinsic none)") for line in lines)
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("name: x\nlr: 0.1\n", ["cannot tell the kind of spec", "model spec has field 'type'",
+                            "inference spec has field 'family'", "experiment spec has fields 'env' and 'learner'"]),
+    ("env: Pendulum-v1\nlearner: {lern_rate: 0.1}\n", ["unknown field 'learner.lern_rate'; allowed:", "learning_rate"]),
+    ("env: Pendulum-v1\nlearner: {}\nintrinsic: {type: vime, eta: -1}\n", ["intrinsic"]),
+    ("type: bnn\nlearner: {}\n", ["cannot tell the kind of spec"]),
+])
+def test_validate_bad_or_unknown_kind_is_one_line(tmp_path, capsys, text, fragments):
+    bad = _write(tmp_path / "bad.yaml", text)
+    assert main(["validate", bad]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    _error_line(err, bad, *fragments)
+
+
+def _subparsers():
+    from pprl.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, sub.choices
+
+
+def test_every_argument_has_help_and_shows_its_default():
+    parser, commands = _subparsers()
+    assert set(commands) == {"validate", "collect", "fit", "compare", "train", "mi", "demo"}
+    for name, sub in commands.items():
+        text = sub.format_help()
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            label = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help and action.help.strip(), f"{label} has no help text"
+            shown = action.default is not None and action.default is not False  # (0 is a default to show)
+            if shown and action.option_strings:
+                formatted = sub._get_formatter()._get_help_string(action)
+                assert "default" in formatted, f"{label}: default {action.default!r} not shown"
+        assert "``" not in text, name
+    top = parser.format_help()
+    assert "``" not in top and "--version" in top
+    train_help = " ".join(commands["train"].format_help().split())
+    assert "(default: 1)" in train_help and "--seed SEED random seed" in train_help and "(default: 0)" in train_help
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pprl {pprl.__version__}"

@@ -7,34 +7,37 @@ from pprl import compare
 from pprl.diagnostics.compare import plot_comparison
 from pprl.spec import as_inference_spec, as_model_spec
 
-from .common import add_fit_options, train_test
+from .common import add_fit_options, add_parser as _add_parser, check_device, train_test
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("compare", help="fit several families and compare them")
-    p.add_argument("model", help="model spec (models/*.yaml)")
-    p.add_argument("inference", nargs="+", help="inference specs or family names")
+    p = _add_parser(subparsers, "compare", help="fit several families and compare them",
+                    description="Fit several variational families to one dynamics model on the same data; "
+                                "writes comparison.csv, comparison.png and posterior_<family>.pt.")
+    p.add_argument("model", help="model spec: a YAML file (models/*.yaml) or a bundled name such as bnn_dynamics")
+    p.add_argument("inference", nargs="+", help="inference specs (YAML files) or family names, e.g. mean_field low_rank")
     add_fit_options(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    check_device(args.device)
     mspec = as_model_spec(args.model)
     for f in args.inference:
         as_inference_spec(f)
     train, test = train_test(args)
     run_compare(mspec, args.inference, train, test, Path(args.output), steps=args.steps, seed=args.seed,
-                device=args.device, quiet=args.quiet)
+                device=args.device, quiet=args.quiet, threads=args.threads)
     return 0
 
 
-def run_compare(model, families, train, test, out: Path, *, steps, seed, device, quiet) -> None:
+def run_compare(model, families, train, test, out: Path, *, steps, seed, device, quiet, threads) -> None:
     """Fit every family, write posterior_<family>.pt, comparison.csv and comparison.png, print the table
     (also used by ``pprl demo families``)."""
     specs = [as_inference_spec(f) for f in families]  # check every spec before fitting any
     out.mkdir(parents=True, exist_ok=True)
     table, posteriors = compare(model, specs, train, test, steps=steps, seed=seed, device=device,
-                                progress=not quiet, return_posteriors=True)
+                                progress=not quiet, return_posteriors=True, threads=threads)
     for name, post in posteriors.items():
         post.save(out / f"posterior_{name}.pt")
     tmp = out / "comparison.csv.tmp"

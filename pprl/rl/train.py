@@ -145,6 +145,11 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
         learner = dataclasses.replace(spec.learner, total_steps=int(total_steps)).validate()
         spec = dataclasses.replace(spec, learner=learner)
     cfg = spec.learner
+    done = int(state["metrics"][-1]["env_steps"]) if state is not None and state["metrics"] else 0
+    if state is not None and done >= cfg.total_steps:  # a resume that would do nothing, before anything is written
+        raise ValueError(f"{out}: nothing to do: the run has recorded {done} env steps and total_steps is "
+                         f"{cfg.total_steps}; ask for more than {done} to continue it "
+                         f"(pprl train --resume {out} --steps N, or total_steps=N)")
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "spec.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False)))
 
