@@ -438,7 +438,7 @@ def _bad_data(kind: str, path: Path) -> Path:
     elif kind == "lengths":
         arrays["reward"] = arrays["reward"][:5]
     elif kind == "missing":
-        del arrays["terminated"], arrays["truncated"]
+        del arrays["next_obs"]
     elif kind == "objects":
         arrays["obs"] = np.array([{"a": 1}] * 20, dtype=object)
     if kind == "text":
@@ -453,7 +453,7 @@ def _bad_data(kind: str, path: Path) -> Path:
     ("integers", "array 'obs' has dtype int64; expected"),
     ("shapes", "obs and next_obs must have the same shape"),
     ("lengths", "share the leading length"),
-    ("missing", "missing arrays terminated, truncated"),
+    ("missing", "missing arrays next_obs"),
     ("objects", "array 'obs' is not a plain numeric array"),
     ("text", "not an .npz archive of transitions"),
 ])

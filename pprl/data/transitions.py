@@ -19,19 +19,25 @@ class Transitions:
     """A batch of N transitions stored as torch tensors sharing the leading length N.
 
     obs, next_obs: [N, obs_dim] float32; act: [N, act_dim] float32 (discrete actions
-    one-hot); reward: [N] float32; terminated, truncated: [N] bool. `meta` is a free
+    one-hot); reward: [N] float32; terminated, truncated: [N] bool. A dynamics model reads only
+    obs, act and next_obs: left out, reward is 0 and the flags False. `meta` is a free
     dict (env_id, seed, discrete, ...) that is saved but ignored by equality.
     """
 
     obs: torch.Tensor
     act: torch.Tensor
     next_obs: torch.Tensor
-    reward: torch.Tensor
-    terminated: torch.Tensor
-    truncated: torch.Tensor
+    reward: torch.Tensor | None = None
+    terminated: torch.Tensor | None = None
+    truncated: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        n = self.obs.shape[0] if isinstance(self.obs, torch.Tensor) and self.obs.dim() else 0
+        device = self.obs.device if isinstance(self.obs, torch.Tensor) else None
+        for name, dtype in (("reward", torch.float32), ("terminated", torch.bool), ("truncated", torch.bool)):
+            if getattr(self, name) is None:  # frozen dataclass: set the default once, here
+                object.__setattr__(self, name, torch.zeros(n, dtype=dtype, device=device))
         for name in _TENSOR_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, torch.Tensor):
@@ -123,7 +129,7 @@ class Transitions:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no transitions file at '{path}'")
-        expected = ("obs, act, next_obs [N, d] and reward [N] (floating point), "
+        expected = ("obs, act, next_obs [N, d] (floating point); optional: reward [N] (floating point), "
                     "terminated, truncated [N] (bool)")
         try:
             data = np.load(path, allow_pickle=False)
@@ -132,11 +138,11 @@ class Transitions:
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError(f"{path}: not an .npz archive of transitions; expected arrays {expected}")
         with data:
-            missing = [n for n in _TENSOR_FIELDS if n not in data.files]
+            missing = [n for n in ("obs", "act", "next_obs") if n not in data.files]
             if missing:
                 raise ValueError(f"{path}: missing arrays {', '.join(missing)}; expected {expected}")
             arrays = {}
-            for name in _TENSOR_FIELDS:
+            for name in [n for n in _TENSOR_FIELDS if n in data.files]:
                 try:
                     a = data[name]
                 except (ValueError, OSError, EOFError, zipfile.BadZipFile):  # object arrays, damaged members

@@ -29,8 +29,17 @@ def test_load_missing_file_and_missing_keys(tmp_path):
         Transitions.load(tmp_path / "nope.npz")
     bad = tmp_path / "bad.npz"
     np.savez_compressed(bad, obs=np.zeros((2, 3)), act=np.zeros((2, 1)))
-    with pytest.raises(ValueError, match=r"bad\.npz.*next_obs.*reward.*terminated.*truncated"):
+    with pytest.raises(ValueError, match=r"bad\.npz: missing arrays next_obs; expected obs, act, next_obs"):
         Transitions.load(bad)
+
+
+def test_reward_and_flags_are_optional(tmp_path):
+    """A dynamics fit reads obs, act, next_obs only: the rest defaults to 0 / False."""
+    t = Transitions(torch.ones(3, 2), torch.zeros(3, 1), torch.ones(3, 2))
+    assert t.reward.tolist() == [0.0] * 3 and t.terminated.dtype == torch.bool and not t.truncated.any()
+    path = tmp_path / "plain.npz"
+    np.savez(path, obs=np.ones((3, 2)), act=np.zeros((3, 1)), next_obs=np.ones((3, 2)))
+    assert Transitions.load(path) == t
 
 
 def test_getitem_slice_index_mask():
