@@ -6,7 +6,6 @@ repository's ``models/``, ``inference/`` and ``examples/``. Each budget substitu
 the README: a changed README fails here until this table is updated."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 
 # README text -> the test's budget (every key must occur in some block).
+SMALL_BNN = '{"type": "bnn", "hidden_sizes": [16]}'  # the README's 2×64 BNN costs D³ in Laplace's step
 PYTHON_BUDGETS = {
+    '"bnn_dynamics"': SMALL_BNN,
     'pprl.collect("Pendulum-v1", 6000': 'pprl.collect("Pendulum-v1", 1500',
     "steps=2000": "steps=30",
     "total_steps=200_000": "total_steps=2_048",
@@ -31,7 +32,8 @@ PYTHON_BUDGETS = {
     "num_samples=4096, steps=500": "num_samples=512, steps=30",
 }
 SHELL_BUDGETS = {
-    "--steps 6000": "--steps 1500",
+    "models/bnn_dynamics.yaml": "small_bnn.yaml",
+    "--steps 6000": "--steps 800",
     "-o runs/mf": "-o runs/mf --steps 30",
     "-o runs/cmp": "-o runs/cmp --steps 30",
     "--seed 1 -o runs/vime_mc": "--seed 1 -o runs/vime_mc --steps 2048",
@@ -65,11 +67,21 @@ def test_python_blocks_run(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "vime_mc_py" / "summary.json").is_file()
 
 
-def test_shell_blocks_run(tmp_path):
-    if shutil.which("pprl") is None:
-        pytest.skip("the pprl command is not installed (pip install -e .)")
+def expand(line: str, cwd: Path) -> list[str]:
+    """The argv bash would build from ``line`` (quotes, globs and braces expanded)."""
+    done = subprocess.run(["bash", "-c", f"printf '%s\\0' {line}"], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.split("\0")[:-1]
+
+
+def test_shell_blocks_run(tmp_path, monkeypatch, capsys):
+    """``pprl ...`` lines run in-process through the CLI's ``main`` (bash expands the arguments);
+    other lines (``python -c ...``) run through bash."""
+    from pprl.cli import main
+
+    monkeypatch.chdir(tmp_path)
     for folder in ("models", "inference", "examples"):
         (tmp_path / folder).symlink_to(REPO / folder)
+    (tmp_path / "small_bnn.yaml").write_text("type: bnn\nhidden_sizes: [16]\n")
     used: set = set()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ran = 0
@@ -82,10 +94,14 @@ def test_shell_blocks_run(tmp_path):
                 continue  # the GPU check
             if "pprl" not in line and not line.startswith("python"):
                 continue
-            command = with_budgets(line, SHELL_BUDGETS, used).replace("python ", f"{sys.executable} ", 1)
-            done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
-                                  timeout=300)
-            assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            command = with_budgets(line, SHELL_BUDGETS, used)
+            if command.startswith("pprl "):
+                code = main(expand(command[len("pprl "):], tmp_path))
+                assert code == 0, f"{line}\n{capsys.readouterr()}"
+            else:
+                done = subprocess.run(["bash", "-c", command.replace("python ", f"{sys.executable} ", 1)],
+                                      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
             ran += 1
     assert used == set(SHELL_BUDGETS), f"budget substitutions that no longer match README: {set(SHELL_BUDGETS) - used}"
     assert ran >= 9  # every command line of the CLI blocks (set-up lines excepted)
