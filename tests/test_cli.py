@@ -142,7 +142,7 @@ def test_fit_writes_posterior_and_metrics(data_file, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "map: ELBO" in out
-    assert sorted(p.name for p in out_dir.iterdir()) == ["metrics.json", "posterior.pt"]  # no .tmp left
+    assert sorted(p.name for p in out_dir.iterdir()) == ["metrics.json", "posterior.nc", "posterior.pt"]  # no .tmp left
 
     post = pprl.load_posterior(out_dir / "posterior.pt")
     assert post.family == "map"
@@ -625,7 +625,7 @@ def test_demo_output_rule(tmp_path, capsys, existing_out):
     out = tmp_path / "fam"
     assert main(["demo", "families", "-o", str(out), *tiny]) == 0
     first = sorted(p.name for p in out.iterdir())
-    assert first == [".pprl-demo", "comparison.csv", "comparison.png", "pendulum.npz", "posterior_map.pt"]
+    assert first == [".pprl-demo", "comparison.csv", "comparison.png", "map.nc", "pendulum.npz", "posterior_map.pt"]
     assert main(["demo", "families", "-o", str(out), *tiny, "--seed", "1"]) == 0  # overwritten
     assert pprl.Transitions.load(out / "pendulum.npz").meta["seed"] == 1
     (out / "notes.txt").write_text("mine\n")  # a previous demo's output plus something of the user's: refused
@@ -693,7 +693,7 @@ def _subparsers():
 
 def test_every_argument_has_help_and_shows_its_default():
     parser, commands = _subparsers()
-    assert set(commands) == {"validate", "collect", "fit", "compare", "train", "mi", "demo"}
+    assert set(commands) == {"validate", "collect", "fit", "compare", "nuts", "diagnose", "train", "mi", "demo"}
     for name, sub in commands.items():
         text = sub.format_help()
         for action in sub._actions:
@@ -717,3 +717,49 @@ def test_version(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"pprl {pprl.__version__}"
+
+
+# ----------------------------------------------------------------------------- NUTS, reports, diagnose
+
+def test_nuts_compare_report_and_diagnose(data_file, tmp_path, capsys):
+    """pprl nuts writes a loadable posterior, its NetCDF and convergence metrics; compare --nuts
+    writes the report; diagnose reads any run's NetCDF files."""
+    import arviz as az
+
+    out = tmp_path / "nuts"
+    assert main(["nuts", "linear_gaussian", "--data", str(data_file), "-o", str(out), "--num-samples", "150",
+                 "--num-warmup", "150", "--num-chains", "2", "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_divergences"] == 0 and metrics["predictive_r_hat_max"] < 1.1
+    assert pprl.load_posterior(out / "posterior.pt").family == "nuts"
+    assert az.from_netcdf(out / "posterior.nc").sample_stats.diverging.shape == (2, 150)
+
+    report = tmp_path / "report"
+    assert main(["compare", "linear_gaussian", "laplace", "map", "--nuts", "--data", str(data_file), "-o",
+                 str(report), "--steps", "300", "--quiet"]) == 0
+    table = pd.read_csv(report / "report.csv", index_col=0)
+    assert list(table.index) == ["laplace", "map", "nuts"] and table.loc["nuts", "w2_to_nuts"] == 0
+    assert {"report.md", "calibration.png", "loo_compare.png", "laplace.nc", "nuts.nc"} <= {p.name for p in report.iterdir()}
+
+    capsys.readouterr()
+    assert main(["diagnose", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("== ") == 3 and "worst R-hat" in printed and "held-out elpd" in printed
+    assert (report / "diagnose_nuts.png").is_file()
+
+
+def test_fit_writes_inference_data(data_file, tmp_path):
+    import arviz as az
+
+    out = tmp_path / "mf"
+    assert main(["fit", BNN, "mean_field", "--data", str(data_file), "-o", str(out), "--steps", "20", "--quiet"]) == 0
+    idata = az.from_netcdf(out / "posterior.nc")
+    assert idata.posterior.theta.dims == ("chain", "draw", "weight") and "log_q" in idata.sample_stats
+
+
+def test_diagnose_and_nuts_bad_input_is_one_line(tmp_path, data_file, capsys):
+    assert main(["diagnose", str(tmp_path)]) == 2
+    _error_line(capsys.readouterr().err, str(tmp_path), "no .nc posterior files")
+    assert main(["nuts", "linear_gaussian", "--data", str(data_file), "-o", str(tmp_path / "x"), "--steps", "5"]) == 2
+    _error_line(capsys.readouterr().err, "--steps is an SVI budget")
+    assert not (tmp_path / "x").exists()

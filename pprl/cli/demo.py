@@ -15,7 +15,7 @@ from .train import interrupted, print_summary
 
 MARKER = ".pprl-demo"  # written first into a demo's output directory: what makes it a demo's output
 DEMO_FILES = (MARKER, "spec.yaml", "metrics.csv", "episodes.csv", "checkpoint.pt", "learning_curve.png",
-              "summary.json", "pendulum.npz", "comparison.csv", "comparison.png", "posterior_*.pt")
+              "summary.json", "pendulum.npz", "comparison.csv", "comparison.png", "posterior_*.pt", "*.nc")
 
 
 def add_parser(subparsers) -> None:

@@ -11,8 +11,9 @@ from .common import CLIError, add_fit_options, add_parser as _add_parser, check_
 
 def add_parser(subparsers) -> None:
     p = _add_parser(subparsers, "fit", help="fit one variational family to a dynamics model",
-                    description="Fit one variational family to a dynamics model on transitions; writes "
-                                "posterior.pt and metrics.json (ELBO, train/held-out log predictive).")
+                    description="Fit one variational family (or 'nuts': NUTS draws) to a dynamics model on "
+                                "transitions; writes posterior.pt, posterior.nc (ArviZ InferenceData on the "
+                                "held-out transitions) and metrics.json (ELBO, train/held-out log predictive).")
     p.add_argument("model", help="model spec: a YAML file (models/*.yaml) or a bundled name such as bnn_dynamics")
     p.add_argument("inference", help="inference spec: a YAML file (inference/*.yaml) or a family name such as mean_field")
     add_fit_options(p)
@@ -33,19 +34,23 @@ def run(args) -> int:
     except FitDiverged as exc:
         raise CLIError(str(exc)) from None
     post.save(out / "posterior.pt")
+    post.to_inference_data(test, num_samples=500, seed=args.seed).to_netcdf(out / "posterior.nc")
     trace = post.elbo_trace
     tail = trace[-max(1, len(trace) // 10):]
+    elbo = None if not len(trace) else {  # NUTS has no objective trace
+        "final_mean": float(tail.mean()), "final_std": float(tail.std()) if len(tail) > 1 else 0.0,
+        "max": float(trace.max()), "first": float(trace[0])}
     metrics = {"model": mspec.name, "family": ispec.family, "inference": ispec.name,
                "steps": post.info["steps"], "seed": args.seed, "device": args.device, "threads": args.threads,
                "num_train": len(train), "num_test": len(test),
-               "elbo": {"final_mean": float(tail.mean()), "final_std": float(tail.std()) if len(tail) > 1 else 0.0,
-                        "max": float(trace.max()), "first": float(trace[0])},
+               "elbo": elbo,
                "train_log_predictive": post.log_predictive(train, threads=args.threads),
                "test_log_predictive": post.log_predictive(test, threads=args.threads),
                "prior_log_predictive": post.prior_log_predictive(test, threads=args.threads),
                "wall_time_s": post.info["wall_time_s"]}
     write_json(out / "metrics.json", metrics)
-    print(f"{ispec.name}: ELBO {metrics['elbo']['final_mean']:.1f}  held-out log predictive "
+    objective = f"ELBO {elbo['final_mean']:.1f}  " if elbo else ""
+    print(f"{ispec.name}: {objective}held-out log predictive "
           f"{metrics['test_log_predictive']:.3f} nats/transition  ({metrics['wall_time_s']:.1f} s)")
-    print(f"wrote {out / 'posterior.pt'} and {out / 'metrics.json'}")
+    print(f"wrote {out / 'posterior.pt'}, {out / 'posterior.nc'} and {out / 'metrics.json'}")
     return 0
