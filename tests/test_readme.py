@@ -30,6 +30,10 @@ PYTHON_BUDGETS = {
     "steps=4000, batch_size=128": "steps=60, batch_size=128",
     "10_000": "2_000",
     "num_samples=4096, steps=500": "num_samples=512, steps=30",
+    "pprl.collect(\"Pendulum-v1\", 1000": "pprl.collect(\"Pendulum-v1\", 300",
+    "num_samples=1000, num_warmup=1000, num_chains=4": "num_samples=100, num_warmup=100, num_chains=2",
+    'nuts="nuts", out_dir': 'nuts={"family": "nuts", "options": {"num_samples": 100, "num_warmup": 100, '
+                            '"num_chains": 2}}, steps=300, num_samples=100, out_dir',
 }
 SHELL_BUDGETS = {
     "models/bnn_dynamics.yaml": "small_bnn.yaml",
@@ -41,6 +45,8 @@ SHELL_BUDGETS = {
     "--resume runs/vime_mc --steps 300000": "--resume runs/vime_mc --steps 4096",
     "size=(10000, 2)": "size=(2000, 2)",
     "--json mi.json": "--json mi.json --steps 60",
+    "-o runs/nuts": "-o runs/nuts --num-samples 100 --num-warmup 100 --num-chains 2",
+    "--nuts --data data.npz -o runs/report": "--nuts small_nuts.yaml --data data.npz -o runs/report --steps 30",
 }
 
 
@@ -82,6 +88,7 @@ def test_shell_blocks_run(tmp_path, monkeypatch, capsys):
     for folder in ("models", "inference", "examples"):
         (tmp_path / folder).symlink_to(REPO / folder)
     (tmp_path / "small_bnn.yaml").write_text("type: bnn\nhidden_sizes: [16]\n")
+    (tmp_path / "small_nuts.yaml").write_text("family: nuts\noptions: {num_samples: 100, num_warmup: 100, num_chains: 2}\n")
     used: set = set()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ran = 0
@@ -104,5 +111,5 @@ def test_shell_blocks_run(tmp_path, monkeypatch, capsys):
                 assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
             ran += 1
     assert used == set(SHELL_BUDGETS), f"budget substitutions that no longer match README: {set(SHELL_BUDGETS) - used}"
-    assert ran >= 9  # every command line of the CLI blocks (set-up lines excepted)
+    assert ran >= 12  # every command line of the CLI blocks (set-up lines excepted)
     assert (tmp_path / "runs" / "cmp" / "comparison.csv").is_file() and (tmp_path / "mi.json").is_file()
