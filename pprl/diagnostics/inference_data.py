@@ -106,6 +106,22 @@ def pareto_k(posterior, data: Transitions, num_samples: int = 1000, seed: int = 
     log w_s = log p(θ_s, D) − log q(θ_s), θ_s ~ q, smoothed by a generalised Pareto fit to the
     largest weights. k̂ < 0.5: q is close, importance sampling converges fast; 0.5–0.7: usable;
     > 0.7: q misses mass the posterior has. Needs a family with a density (not ``map``, ``nuts``)."""
+    return _psis(posterior, data, num_samples, seed)[2]
+
+
+def importance_weighted_log_predictive(posterior, data: Transitions, test_data: Transitions, num_samples: int = 1000,
+                                       seed: int = 0) -> float:
+    """Mean log predictive density of ``test_data`` under p(θ | data), estimated with q as a PSIS
+    importance proposal: log Σ_s w̃_s p(s'_n | s_n, a_n, θ_s) with w̃ the smoothed, normalised weights
+    of :func:`pareto_k`. Corrects q's predictive toward the exact posterior's where k̂ is small."""
+    theta, lw, _ = _psis(posterior, data, num_samples, seed)
+    loglik = pointwise_log_likelihood(posterior, theta, test_data)  # [S, N]
+    lw = torch.as_tensor(lw, dtype=loglik.dtype, device=loglik.device)
+    return float(torch.logsumexp(lw[:, None] + loglik, 0).mean())
+
+
+def _psis(posterior, data: Transitions, num_samples: int, seed: int):
+    """θ_s ~ q, the PSIS-smoothed normalised log weights against p(θ, data), and k̂."""
     import arviz as az
 
     model = posterior.model
@@ -117,8 +133,8 @@ def pareto_k(posterior, data: Transitions, num_samples: int = 1000, seed: int = 
         log_joint = model.prior().log_prob(theta) + torch.cat(
             [model.log_likelihood(model.mean(theta[i:i + 256], x), y).sum(-1) for i in range(0, num_samples, 256)])
     log_w = (log_joint - log_q).double().cpu().numpy()
-    _, k = az.psislw(log_w - log_w.max())
-    return float(k)
+    lw, k = az.psislw(log_w - log_w.max())  # normalised: logsumexp(lw) = 0
+    return theta, lw, float(k)
 
 
 @torch.no_grad()

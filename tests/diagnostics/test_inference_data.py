@@ -94,3 +94,19 @@ def test_inference_data_round_trips_and_az_compare_ranks_families_and_nuts(tmp_p
     # Laplace is exact here: its LOO elpd matches NUTS' within their standard errors
     diff = abs(table.loc["laplace", "elpd_loo"] - table.loc["nuts", "elpd_loo"])
     assert diff < 2 * (table.loc["laplace", "se"] + table.loc["nuts", "se"]) / 2, table
+
+
+def test_importance_weighting_moves_the_mean_field_predictive_to_the_exact_one(correlated):
+    from pprl.diagnostics.inference_data import importance_weighted_log_predictive
+
+    model, data = correlated
+    train, test = data[:200], data[200:]
+    model.fit_normalizer(train)
+    exact = exact_posterior(model, train)
+    mf = mean_field_optimum(model, train)
+    far = pprl.Transitions(3 * test.obs, test.act, test.next_obs)  # off the data: where q's shape matters
+    target = exact.log_predictive(far, num_samples=4000)
+    plain = mf.log_predictive(far, num_samples=4000)
+    weighted = importance_weighted_log_predictive(mf, train, far, num_samples=4000)
+    assert abs(weighted - target) < 0.5 * abs(plain - target), (plain, weighted, target)
+    assert abs(importance_weighted_log_predictive(exact, train, far, num_samples=4000) - target) < 0.05
