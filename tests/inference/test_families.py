@@ -8,7 +8,13 @@ import pprl
 STEPS = {"mean_field": 600, "low_rank": 600, "flow": 600, "map": 600, "laplace": 600, "full_rank": 80}
 
 
-@pytest.mark.parametrize("family", list(STEPS))
+# full_rank (D² covariance) and laplace (a D×D GGN and its Cholesky) cost 25–50 s each on the
+# default BNN: run with -m slow. Every family, these two included, fits a small BNN in the default
+# suite (tests/inference/test_family_objects.py).
+DEFAULT_BNN_CASES = [pytest.param(f, marks=pytest.mark.slow) if f in ("full_rank", "laplace") else f for f in STEPS]
+
+
+@pytest.mark.parametrize("family", DEFAULT_BNN_CASES)
 def test_family_fits_default_bnn(pendulum, family):
     train, test = pendulum
     assert len(train) >= 5000
