@@ -1,0 +1,331 @@
+"""Variational empowerment (Mohamed & Rezende 2015, "Variational Information Maximisation for
+Intrinsically Motivated Reinforcement Learning").
+
+Empowerment E(s) = max_ω I(a_{1:K}; s_K | s). With a source ω(a | s) and a planning distribution
+q(a | s, s_K) (Barber & Agakov 2003),
+
+    I^ω(a; s_K | s) ≥ H(ω(·|s)) + E_{ω(a|s) p(s_K|s,a)}[log q(a | s, s_K)],
+
+with gap E_{s_K} KL[p^ω(a | s, s_K) ‖ q(a | s, s_K)] ≥ 0; maximising over q and ω gives E(s). The
+estimate is a Monte-Carlo lower bound (unbiased for the bound, so below E(s) in expectation).
+
+Training alternates (i) maximum likelihood for q on fresh (a, s_K) pairs and (ii) a source update:
+
+* ``"psi"`` (discrete sources; the paper's §3.3, β = 1): given q the optimal source is
+  ω*(a|s) = exp(u(s, a) − ψ*(s)), u(s, a) = E_{p(s_K|s,a)} log q(a|s, s_K), ψ*(s) = log Σ_a e^{u(s,a)}
+  = the bound's maximum. We regress log q(a|s, s_K) on log ω(a|s) + ψ(s) by least squares over the
+  source's logits and the ψ network; at the fixed point log ω + ψ = u, so ω = ω* and ψ(s) is the
+  empowerment (β = 1 makes the value the MI itself).
+* ``"ascent"``: plain stochastic gradient ascent of the bound in ω — the score-function gradient
+  E_ω[∇log ω(a|s) (log q(a|s,s_K) − b(s))] plus the exact entropy gradient for discrete sources
+  (b(s) the per-state mean, a baseline), the reparameterisation gradient for Gaussian sources.
+
+Channels:
+
+* :class:`~pprl.empowerment.channels.TabularChannel` (and ``GridWorld``): ω(a_{1:K}|s) and
+  q(a_{1:K}|s, s_K) are each **one categorical over the |A|^K action sequences** (a_1 slowest, the
+  order of ``channel.compose(K)``), with logits from a small MLP on one-hot states (for q: the
+  one-hot s and s_K concatenated), amortised over states. The entropy H(ω(·|s)) is then exact and
+  only E[log q] is sampled. s_K is drawn from ``channel.compose(K)``. This is practical while
+  |A|^K is in the thousands; an autoregressive factorisation for longer horizons is not built.
+* :class:`~pprl.empowerment.channels.LinearGaussianChannel`: ω(a_{1:K}) = N(μ, Σ) (state-free, as
+  the channel's empowerment is), rescaled so that E‖a‖² = ‖μ‖² + tr Σ = ``power`` exactly (the
+  capacity grows with power, so the constraint E‖a‖² ≤ P binds); q(a | s, s_K) = N(W s_K + V s + c, LLᵀ),
+  which contains the exact posterior of a Gaussian source. The optimum is water-filling
+  (:func:`~pprl.empowerment.exact.linear_gaussian_empowerment`). Only ``"ascent"`` applies.
+
+Why the bound is written in torch rather than through
+:func:`pprl.inference.barber_agakov.barber_agakov_terms`: that function returns one term per joint
+sample summed over every other batch dimension, so amortising over a batch of states loses the
+per-state values ``__call__`` must return (and that the ψ regression needs per (s, a)); and the
+discrete source's gradient needs the score-function term, which a trace of a sampled categorical
+does not carry. The same pair is still available as a Pyro model and guide (:meth:`Empowerment.model`,
+:meth:`Empowerment.guide`); ``barber_agakov_terms(model, guide, "a", "s_K", N, states)`` gives the
+sum over the states of the same bound, which the tests check.
+
+Randomness: networks are initialised under :func:`pprl.rng.seeded`; every sample is drawn from a
+``torch.Generator`` owned by the estimator (training) or made per call (evaluation), so the global
+torch RNG is never touched and the same ``seed`` gives the same numbers.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyro
+import pyro.distributions as pdist
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..rng import seeded
+from ..threads import uses_threads
+from .channels import LinearGaussianChannel, TabularChannel
+
+_EVAL_STREAM = 1_000_003  # offset of the evaluation generator's seed from the training one
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, n_out))
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+class _TabularNets(nn.Module):
+    """Source logits h(s) → [X], planner logits g(s, s_K) → [X], and ψ(s), X = |A|^K."""
+
+    def __init__(self, num_states: int, num_inputs: int, hidden: int):
+        super().__init__()
+        self.S = num_states
+        self.source = _mlp(num_states, hidden, num_inputs)
+        self.planner = _mlp(2 * num_states, hidden, num_inputs)
+        self.psi = _mlp(num_states, hidden, 1)
+
+    def onehot(self, s: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(s, self.S).to(self.source[0].weight.dtype)
+
+    def source_logp(self, s):  # [B] → [B, X]
+        return torch.log_softmax(self.source(self.onehot(s)), -1)
+
+    def planner_logp(self, s, s_K):  # [...], [...] → [..., X]
+        return torch.log_softmax(self.planner(torch.cat([self.onehot(s), self.onehot(s_K)], -1)), -1)
+
+
+class _GaussianNets(nn.Module):
+    """Source N(μ, Σ) rescaled to power P; planner N(W s_K + V s + c, L Lᵀ)."""
+
+    def __init__(self, n: int, d: int, power: float):
+        super().__init__()
+        self.power = float(power)
+        self.mu = nn.Parameter(torch.zeros(d))
+        self.source_tril = nn.Parameter(torch.eye(d))       # lower triangle used; diagonal via |·|
+        self.W = nn.Parameter(torch.zeros(d, n))
+        self.V = nn.Parameter(torch.zeros(d, n))
+        self.c = nn.Parameter(torch.zeros(d))
+        self.planner_tril = nn.Parameter(torch.eye(d))
+
+    @staticmethod
+    def _tril(raw):
+        return torch.tril(raw, -1) + torch.diag(raw.diagonal().abs() + 1e-6)
+
+    def source(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loc, scale_tril) of ω after rescaling to E‖a‖² = P."""
+        L = self._tril(self.source_tril)
+        scale = torch.sqrt(self.power / (self.mu.square().sum() + L.square().sum()))
+        return scale * self.mu, scale * L
+
+    def planner(self, s, s_K) -> pdist.MultivariateNormal:
+        return pdist.MultivariateNormal(s_K @ self.W.T + s @ self.V.T + self.c, scale_tril=self._tril(self.planner_tril))
+
+
+class Empowerment:
+    """Variational K-step empowerment of a channel (module docstring): ``fit`` trains ω and q,
+    ``__call__(states)`` returns the Monte-Carlo lower bound in nats per state.
+
+    ``channel``: a :class:`TabularChannel` (states are indices) or a :class:`LinearGaussianChannel`
+    (states are ``[N, n]`` tensors; ``power`` = P of E‖a_{1:K}‖² ≤ P is then required).
+    ``source_update``: ``"psi"`` (the paper's ψ(s) regression, β = 1; tabular only) or ``"ascent"``
+    (gradient ascent of the bound); ``None`` picks ``"psi"`` for tabular channels, ``"ascent"``
+    otherwise. ``trace`` holds the training bound (mean over the step's batch, nats) per step.
+    """
+
+    def __init__(self, channel, horizon: int = 1, *, hidden: int = 128, lr: float = 3e-3,
+                 power: float | None = None, source_update: str | None = None, explore: float = 0.5,
+                 seed: int = 0, device="cpu"):
+        if int(horizon) < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        self.channel, self.horizon, self.seed = channel, int(horizon), int(seed)
+        self.device, self.lr = torch.device(device), float(lr)
+        if isinstance(channel, TabularChannel):
+            self.kind = "tabular"
+            source_update = "psi" if source_update is None else source_update
+            if source_update not in ("psi", "ascent"):
+                raise ValueError(f"source_update must be 'psi' or 'ascent', got {source_update!r}")
+            self.kernel = channel.compose(self.horizon).to(self.device)  # [S, X, S]
+            self.num_inputs = self.kernel.shape[1]
+            with seeded(self.seed):
+                self.nets = _TabularNets(channel.num_states, self.num_inputs, int(hidden)).to(self.device)
+            self.q_opt = torch.optim.Adam(self.nets.planner.parameters(), lr=self.lr)
+            self.source_opt = torch.optim.Adam([*self.nets.source.parameters(), *self.nets.psi.parameters()], lr=self.lr)
+        elif isinstance(channel, LinearGaussianChannel):
+            self.kind = "gaussian"
+            source_update = "ascent" if source_update is None else source_update
+            if source_update != "ascent":
+                raise ValueError(f"a LinearGaussianChannel's Gaussian source supports source_update='ascent' only, "
+                                 f"got {source_update!r}")
+            if power is None or not power > 0:
+                raise ValueError(f"a LinearGaussianChannel needs power > 0 (E‖a‖² ≤ power), got {power!r}")
+            self.n, m = channel.A.shape[0], channel.B.shape[1]
+            with seeded(self.seed):
+                self.nets = _GaussianNets(self.n, m * self.horizon, power).to(self.device)
+            self.q_opt = torch.optim.Adam([self.nets.W, self.nets.V, self.nets.c, self.nets.planner_tril], lr=self.lr)
+            self.source_opt = torch.optim.Adam([self.nets.mu, self.nets.source_tril], lr=self.lr)
+        else:
+            raise TypeError(f"channel must be a TabularChannel or LinearGaussianChannel, got {type(channel).__name__}")
+        if not 0 <= explore <= 1:
+            raise ValueError(f"explore must be in [0, 1], got {explore}")
+        self.source_update, self.explore = source_update, float(explore)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.trace = np.empty(0)
+
+    # ------------------------------------------------------------------ sampling
+    def _tabular_batch(self, s: torch.Tensor, M: int, g: torch.Generator):
+        """a ~ ω(·|s) and s_K ~ p(·|s, a), M per state: ``[B]`` → ``[B, M]`` each, plus log ω ``[B, X]``."""
+        logp = self.nets.source_logp(s)
+        a = torch.multinomial(logp.detach().exp(), M, replacement=True, generator=g)
+        rows = self.kernel[s.unsqueeze(1), a]  # [B, M, S]
+        s_K = torch.multinomial(rows.reshape(-1, rows.shape[-1]), 1, generator=g).view(a.shape)
+        return a, s_K, logp
+
+    def _gaussian_batch(self, s: torch.Tensor, M: int, g: torch.Generator):
+        """a = loc + L ε (reparameterised) and s_K by stepping the channel K times: ``[B, M, ·]``."""
+        loc, L = self.nets.source()
+        B = s.shape[0]
+        eps = torch.randn(B, M, loc.shape[0], generator=g, device=self.device, dtype=loc.dtype)
+        a = loc + eps @ L.T
+        s0 = s.unsqueeze(1).expand(B, M, self.n).reshape(B * M, self.n)
+        x, steps = s0, a.reshape(B * M, self.horizon, -1)
+        for k in range(self.horizon):
+            x = self.channel.sample(x, steps[:, k], generator=g)
+        return a, x.view(B, M, self.n), s0.view(B, M, self.n), pdist.MultivariateNormal(loc, scale_tril=L)
+
+    def _random_states(self, B: int, g: torch.Generator) -> torch.Tensor:
+        if self.kind == "tabular":
+            S = self.channel.num_states
+            if B >= S:
+                return torch.arange(S, device=self.device)
+            return torch.randperm(S, generator=g, device=self.device)[:B]
+        return torch.randn(B, self.n, generator=g, device=self.device)
+
+    # ------------------------------------------------------------------ training
+    @uses_threads
+    def fit(self, steps: int = 2000, *, batch_states: int | None = None, num_samples: int = 64,
+            progress: bool = True) -> "Empowerment":
+        """Alternate one Adam step of maximum likelihood for q and one source step
+        (``source_update``) on a fresh batch of ``batch_states`` states (all states of a tabular
+        channel when None or larger; 64 standard-normal states for a Gaussian one when None) ×
+        ``num_samples`` joint draws each. Appends the batch's bound to :attr:`trace`."""
+        if int(steps) < 0 or int(num_samples) < 1:
+            raise ValueError(f"steps must be >= 0 and num_samples >= 1, got {steps}, {num_samples}")
+        B = batch_states if batch_states is not None else (self.channel.num_states if self.kind == "tabular" else 64)
+        trace = np.empty(int(steps))
+        bar = _progress(int(steps), f"empowerment K={self.horizon}", progress)
+        for step in range(int(steps)):
+            s = self._random_states(int(B), self.generator)
+            trace[step] = self._tabular_step(s, num_samples) if self.kind == "tabular" else self._gaussian_step(s, num_samples)
+            if bar is not None:
+                bar.update()
+                if step % 50 == 0:
+                    bar.set_postfix(bound=f"{trace[step]:.4f}")
+        if bar is not None:
+            bar.close()
+        self.trace = np.concatenate([self.trace, trace])
+        return self
+
+    def _tabular_step(self, s, M) -> float:
+        logp = self.nets.source_logp(s)  # [B, X]
+        omega = logp.detach().exp()
+        psi_mode = self.source_update == "psi"
+        # the ψ regression draws from (1 − ε) ω + ε uniform so that rarely chosen sequences keep
+        # getting data; q's likelihood and the bound are importance-weighted back to ω (w ≤ 1/(1 − ε))
+        behaviour = (1 - self.explore) * omega + self.explore / self.num_inputs if psi_mode else omega
+        a = torch.multinomial(behaviour, M, replacement=True, generator=self.generator)  # [B, M]
+        rows = self.kernel[s.unsqueeze(1), a]  # [B, M, S]
+        s_K = torch.multinomial(rows.reshape(-1, rows.shape[-1]), 1, generator=self.generator).view(a.shape)
+        w = (omega.gather(-1, a) / behaviour.gather(-1, a)).to(logp.dtype)
+        log_q = self.nets.planner_logp(s.unsqueeze(1).expand_as(a), s_K).gather(-1, a.unsqueeze(-1)).squeeze(-1)
+        entropy = -(logp.exp() * logp).sum(-1)  # [B], differentiable (the ascent uses its gradient)
+        bound = float((entropy + (w * log_q).mean(1)).mean().detach())
+        self.q_opt.zero_grad(set_to_none=True)
+        (-(w * log_q).mean()).backward()
+        self.q_opt.step()
+        target = log_q.detach()
+        log_w = logp.gather(-1, a)  # [B, M]
+        if psi_mode:  # (log q − log ω(a|s) − ψ(s))² over the source's logits and ψ
+            psi = self.nets.psi(self.nets.onehot(s))  # [B, 1]
+            loss = (target - log_w - psi).square().mean()
+        else:  # −(H(ω) + E_ω[log q]) by the score function with a per-state baseline
+            advantage = target - target.mean(1, keepdim=True)
+            loss = -(entropy.mean() + (log_w * advantage).mean())
+        self.source_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.source_opt.step()
+        return bound
+
+    def _gaussian_step(self, s, M) -> float:
+        a, s_K, s0, omega = self._gaussian_batch(s, M, self.generator)
+        log_q = self.nets.planner(s0, s_K.detach()).log_prob(a.detach())
+        self.q_opt.zero_grad(set_to_none=True)
+        (-log_q.mean()).backward()
+        self.q_opt.step()
+        bound = omega.entropy() + self.nets.planner(s0, s_K).log_prob(a).mean()  # reparameterised in ω
+        self.source_opt.zero_grad(set_to_none=True)
+        (-bound).backward()
+        self.source_opt.step()
+        return float(bound.detach())
+
+    # ------------------------------------------------------------------ evaluation
+    @uses_threads
+    def estimate(self, states, num_samples: int = 4096, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bound, standard error) per state, nats → ``[N]`` each: H(ω(·|s)) + the mean of
+        ``num_samples`` draws of log q(a|s, s_K) (exact entropy for a categorical or Gaussian
+        source; stderr = sd/√M of the log q draws). Seeded by ``seed`` (default: derived from the
+        estimator's seed), so the same call gives the same numbers."""
+        g = torch.Generator(device=self.device).manual_seed(self.seed + _EVAL_STREAM if seed is None else int(seed))
+        M = int(num_samples)
+        if M < 2:
+            raise ValueError(f"num_samples must be >= 2, got {num_samples}")
+        with torch.no_grad():
+            if self.kind == "tabular":
+                s = torch.as_tensor(states, dtype=torch.long, device=self.device).reshape(-1)
+                if s.numel() and (s.min() < 0 or s.max() >= self.channel.num_states):
+                    raise ValueError(f"states must be indices in [0, {self.channel.num_states}), got {s.tolist()}")
+                a, s_K, logp = self._tabular_batch(s, M, g)
+                log_q = self.nets.planner_logp(s.unsqueeze(1).expand_as(a), s_K).gather(-1, a.unsqueeze(-1)).squeeze(-1)
+                entropy = -(logp.exp() * logp).sum(-1)
+            else:
+                s = torch.as_tensor(states, dtype=torch.float32, device=self.device)
+                if s.dim() != 2 or s.shape[1] != self.n:
+                    raise ValueError(f"states must be [N, {self.n}], got {tuple(s.shape)}")
+                a, s_K, s0, omega = self._gaussian_batch(s, M, g)
+                log_q = self.nets.planner(s0, s_K).log_prob(a)
+                entropy = omega.entropy().expand(s.shape[0])
+        value = entropy + log_q.mean(1)
+        return value, log_q.std(1) / math.sqrt(M)
+
+    def __call__(self, states, num_samples: int = 4096, seed: int | None = None) -> torch.Tensor:
+        """The lower bound on E(s) per state → ``[N]`` nats (:meth:`estimate` without the error)."""
+        return self.estimate(states, num_samples, seed)[0]
+
+    def source_probs(self, states) -> torch.Tensor:
+        """ω(a_{1:K} | s) → ``[N, |A|^K]`` (tabular channels)."""
+        s = torch.as_tensor(states, dtype=torch.long, device=self.device).reshape(-1)
+        with torch.no_grad():
+            return self.nets.source_logp(s).exp()
+
+    def psi(self, states) -> torch.Tensor:
+        """ψ(s) → ``[N]``: the ψ regression's own empowerment estimate (β = 1; tabular channels)."""
+        s = torch.as_tensor(states, dtype=torch.long, device=self.device).reshape(-1)
+        with torch.no_grad():
+            return self.nets.psi(self.nets.onehot(s)).squeeze(-1)
+
+    # ------------------------------------------------------------------ the Pyro view
+    def model(self, states: torch.Tensor):
+        """ω(a|s) and the channel as a Pyro model over a plate of tabular ``states``: sites
+        ``a`` (the action sequence's index) and ``s_K``."""
+        with pyro.plate("states", states.shape[0], dim=-1):
+            a = pyro.sample("a", pdist.Categorical(logits=self.nets.source_logp(states)))
+            s_K = pyro.sample("s_K", pdist.Categorical(probs=self.kernel[states, a].to(torch.float32)))
+        return a, s_K
+
+    def guide(self, s_K: torch.Tensor, states: torch.Tensor):
+        """q(a | s, s_K) as the model's amortised guide (Barber–Agakov calling convention)."""
+        with pyro.plate("states", states.shape[0], dim=-1):
+            return pyro.sample("a", pdist.Categorical(logits=self.nets.planner_logp(states.expand_as(s_K), s_K)))
