@@ -17,6 +17,7 @@ from .inference.info_gain import InfoGain  # noqa: E402
 from .inference.mi import MIEstimate, estimate_mi  # noqa: E402
 from .inference.barber_agakov import barber_agakov  # noqa: E402
 from .inference.mcmc import nuts  # noqa: E402
+from .empowerment import Empowerment  # noqa: E402
 from .rl.experiment import ExperimentSpec, load_experiment  # noqa: E402
 from .rl.train import train  # noqa: E402
 

@@ -1,6 +1,8 @@
-"""Empowerment: channels p(s_K | s, a_{1:K}) and their exact capacities (Blahut–Arimoto, water-filling)."""
+"""Empowerment: channels p(s_K | s, a_{1:K}), their exact capacities (Blahut–Arimoto, water-filling)
+and the variational estimator (Mohamed & Rezende 2015)."""
 from .channels import ACTIONS, GridWorld, LinearGaussianChannel, TabularChannel
 from .exact import Capacity, blahut_arimoto, exact, linear_gaussian_empowerment, water_filling
+from .variational import Empowerment
 
 __all__ = ["ACTIONS", "GridWorld", "LinearGaussianChannel", "TabularChannel", "Capacity", "blahut_arimoto", "exact",
-           "linear_gaussian_empowerment", "water_filling"]
+           "linear_gaussian_empowerment", "water_filling", "Empowerment"]
