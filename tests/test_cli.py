@@ -744,7 +744,7 @@ def test_nuts_compare_report_and_diagnose(data_file, tmp_path, capsys):
     capsys.readouterr()
     assert main(["diagnose", str(report)]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("== ") == 3 and "worst R-hat" in printed and "held-out elpd" in printed
+    assert printed.count("== ") == 3 and "worst R-hat" in printed and "held-out log predictive" in printed
     assert (report / "diagnose_nuts.png").is_file()
 
 

@@ -78,6 +78,9 @@ CALLS = {
     "barber_agakov": lambda post, data: barber_agakov(channel, decoder, "x", "y", num_samples=64, steps=2,
                                                       progress=False),
     "collect": lambda post, data: pprl.collect("Pendulum-v1", 16, seed=0),
+    "load_posterior": lambda post, data: pprl.inference.posterior.posterior_from_state(post.state()),
+    "load_posterior flow": lambda post, data: pprl.inference.posterior.posterior_from_state(
+        pprl.fit(SMALL_BNN, "flow", data, steps=2, seed=1, progress=False).state()),
     "nuts": lambda post, data: pprl.nuts({"type": "linear_gaussian"}, data[:50], num_samples=5, num_warmup=5,
                                          num_chains=1, progress=False),
 }

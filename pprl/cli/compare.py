@@ -14,9 +14,11 @@ def add_parser(subparsers) -> None:
     p = _add_parser(subparsers, "compare", help="fit several families and compare them",
                     description="Fit several variational families to one dynamics model on the same data; "
                                 "writes comparison.csv, comparison.png, posterior_<family>.pt and <family>.nc "
-                                "(ArviZ InferenceData on the held-out transitions). With --nuts, also a NUTS "
-                                "reference posterior and a report: report.md/csv with PSIS-LOO, k̂, coverage "
-                                "and each family's predictive distance to NUTS, and its figures.")
+                                "(ArviZ InferenceData on the held-out transitions). With --nuts, a NUTS "
+                                "reference posterior joins them and the output is the report instead: "
+                                "report.md/csv (PSIS-LOO, k̂, coverage, each family's predictive distance to "
+                                "NUTS), comparison.png, loo_compare.png, calibration.png, intervals.png and "
+                                "<family>.nc.")
     p.add_argument("model", help="model spec: a YAML file (models/*.yaml) or a bundled name such as bnn_dynamics")
     p.add_argument("inference", nargs="+", help="inference specs (YAML files) or family names, e.g. mean_field low_rank")
     add_fit_options(p)

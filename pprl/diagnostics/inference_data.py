@@ -7,10 +7,13 @@ Groups written by :func:`to_inference_data` (dims in brackets):
   ``layer{l}.b[o]`` (SVI families: one chain of independent draws from q; NUTS: its chains);
 - ``log_likelihood``: ``next_obs`` [chain, draw, transition], log p(s'_n | s_n, a_n, θ) in nats of
   the original units (the pointwise values ``az.loo`` and ``az.compare`` read);
-- ``posterior_predictive``: ``next_obs`` [chain, draw, transition, obs_dim], one s' per draw;
+- ``posterior_predictive``: ``next_obs`` [chain, draw, transition, obs_dim], one s' per draw, and
+  ``f``, the predictive mean f(x; θ) in the units of s' (without the observation noise: the
+  quantity to check convergence on);
 - ``observed_data``: ``next_obs`` [transition, obs_dim]; ``constant_data``: ``obs``, ``act``;
-- ``sample_stats``: ``log_q`` [chain, draw] where q has a density, the ELBO trace [svi_step] of an
-  SVI fit, and NUTS' ``diverging``, ``tree_depth``, ``n_steps``, ``energy``, ``acceptance_rate``.
+- ``sample_stats``: ``log_q`` [chain, draw] where q has a density, and NUTS' ``diverging``,
+  ``tree_depth``, ``n_steps``, ``energy``, ``acceptance_rate``;
+- ``elbo_trace``: ``elbo`` [svi_step], the objective of an SVI fit (its own group: it has no draws).
 
 ArviZ is pinned to its 0.x line (``arviz<1``): 1.x replaced ``InferenceData`` with a different
 data structure.
@@ -41,20 +44,21 @@ def weight_labels(model) -> list[str]:
 
 
 def _draws(posterior, num_samples: int, seed: int) -> torch.Tensor:
-    """θ as ``[chain, draw, D]``: NUTS keeps its chains; an SVI family gives one chain of iid draws."""
-    draws = getattr(posterior.q, "draws", None)
-    if draws is not None:
-        return posterior.guide.theta.detach()
-    return posterior.sample_theta(num_samples, seed=seed).detach().unsqueeze(0)
+    """θ as ``[chain, draw, D]`` (:meth:`Family.chains`: MCMC keeps its chains, an SVI family gives
+    one chain of independent draws), seeded."""
+    gen = torch.Generator(device=posterior.device).manual_seed(seed)
+    return posterior.q.chains(num_samples, gen).detach()
 
 
 @torch.no_grad()
-def pointwise_log_likelihood(posterior, theta: torch.Tensor, data: Transitions, chunk: int = 256) -> torch.Tensor:
-    """log p(s'_n | s_n, a_n, θ_s) for ``theta [S, D]`` → ``[S, N]`` nats of the original units."""
+def pointwise_log_likelihood(posterior, theta: torch.Tensor, data: Transitions, chunk: int = 256,
+                             mean_fn=None) -> torch.Tensor:
+    """log p(s'_n | s_n, a_n, θ_s) for ``theta [S, D]`` → ``[S, N]`` nats of the original units, with
+    the posterior's predictive mean (``mean_fn`` overrides it, e.g. ``model.mean``)."""
     model, data = posterior.model, data.to(posterior.device)
+    mean_fn = mean_fn or posterior.predictive_mean
     x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
-    out = [model.log_likelihood(posterior.predictive_mean(theta[i:i + chunk], x), y)
-           for i in range(0, theta.shape[0], chunk)]
+    out = [model.log_likelihood(mean_fn(theta[i:i + chunk], x), y) for i in range(0, theta.shape[0], chunk)]
     return torch.cat(out) + model.target_norm.log_abs_det()
 
 
@@ -68,29 +72,24 @@ def to_inference_data(posterior, test_data: Transitions | None = None, num_sampl
     coords = {"weight": weight_labels(posterior.model)}
     dims = {"theta": ["weight"]}
     groups = {"posterior": {"theta": theta.cpu().double().numpy()}}
-    stats = {}
-    if hasattr(posterior.guide, "stats"):  # NUTS' sampler statistics
-        stats.update({NUTS_STATS.get(k, k): v.cpu().numpy() for k, v in posterior.guide.stats().items()})
-    else:
-        try:
-            stats["log_q"] = posterior.q.log_q(theta.reshape(C * S, D)).detach().reshape(C, S).cpu().double().numpy()
-        except ValueError:
-            pass  # a point mass has no density
-    if len(posterior.elbo_trace):
-        stats["elbo"] = posterior.elbo_trace.cpu().double().numpy()[None, None]  # one value per SVI step
-        dims["elbo"] = ["svi_step"]
+    stats = {NUTS_STATS.get(k, k): v.cpu().numpy() for k, v in posterior.q.sampler_stats().items()}
+    if posterior.q.has_density:
+        with torch.no_grad():
+            stats["log_q"] = posterior.q.log_q(theta.reshape(C * S, D)).reshape(C, S).cpu().double().numpy()
     groups["sample_stats"] = stats
     if test_data is not None:
         data = test_data.to(posterior.device)
         flat = theta.reshape(C * S, D)
         loglik = pointwise_log_likelihood(posterior, flat, data)
-        with seeded(seed + 1):
-            y = posterior.model.likelihood(posterior.predictive_mean(flat, posterior.model.inputs(data.obs, data.act))).sample()
-        pred = posterior.model.to_next_obs(data.obs, y)
-        groups["posterior_predictive"] = {"next_obs": pred.reshape(C, S, *pred.shape[1:]).cpu().double().numpy()}
+        with torch.no_grad(), seeded(seed + 1):
+            f = posterior.predictive_mean(flat, posterior.model.inputs(data.obs, data.act))
+            pred = posterior.model.to_next_obs(data.obs, posterior.model.likelihood(f).sample())
+        mean = posterior.model.to_next_obs(data.obs, f)
+        groups["posterior_predictive"] = {"next_obs": pred.reshape(C, S, *pred.shape[1:]).cpu().double().numpy(),
+                                          "f": mean.reshape(C, S, *mean.shape[1:]).cpu().double().numpy()}
         groups["observed_data"] = {"next_obs": data.next_obs.cpu().double().numpy()}
         groups["constant_data"] = {"obs": data.obs.cpu().double().numpy(), "act": data.act.cpu().double().numpy()}
-        dims.update({"next_obs": ["transition", "obs_dim"], "obs": ["transition", "obs_dim"],
+        dims.update({"next_obs": ["transition", "obs_dim"], "f": ["transition", "obs_dim"], "obs": ["transition", "obs_dim"],
                      "act": ["transition", "act_dim"]})
     idata = az.from_dict(**groups, coords=coords, dims=dims,
                          attrs={"family": posterior.family, "model": posterior.model.spec.name,
@@ -98,6 +97,12 @@ def to_inference_data(posterior, test_data: Transitions | None = None, num_sampl
     if test_data is not None:  # one value per transition (its coordinates jointly): its own dims
         idata.add_groups({"log_likelihood": {"next_obs": loglik.reshape(C, S, -1).cpu().double().numpy()}},
                          dims={"next_obs": ["transition"]})
+    if len(posterior.elbo_trace):
+        import warnings
+        with warnings.catch_warnings():  # a group outside ArviZ's schema: it says so, once per call
+            warnings.simplefilter("ignore", UserWarning)
+            trace = posterior.elbo_trace.detach().cpu().double().numpy()
+            idata.add_groups({"elbo_trace": {"elbo": trace[None, None]}}, dims={"elbo": ["svi_step"]})
     return idata
 
 
@@ -115,7 +120,8 @@ def importance_weighted_log_predictive(posterior, data: Transitions, test_data: 
     importance proposal: log Σ_s w̃_s p(s'_n | s_n, a_n, θ_s) with w̃ the smoothed, normalised weights
     of :func:`pareto_k`. Corrects q's predictive toward the exact posterior's where k̂ is small."""
     theta, lw, _ = _psis(posterior, data, num_samples, seed)
-    loglik = pointwise_log_likelihood(posterior, theta, test_data)  # [S, N]
+    # the weights target p(θ | D) of the model itself, so score with it (not Laplace's linearisation)
+    loglik = pointwise_log_likelihood(posterior, theta, test_data, mean_fn=posterior.model.mean)  # [S, N]
     lw = torch.as_tensor(lw, dtype=loglik.dtype, device=loglik.device)
     return float(torch.logsumexp(lw[:, None] + loglik, 0).mean())
 
@@ -125,13 +131,14 @@ def _psis(posterior, data: Transitions, num_samples: int, seed: int):
     import arviz as az
 
     model = posterior.model
+    if not posterior.q.has_density:
+        raise ValueError(f"PSIS needs log q(θ); the {posterior.family!r} family has no density")
     theta = posterior.sample_theta(num_samples, seed=seed).detach()
     with torch.no_grad():
         log_q = posterior.q.log_q(theta)
-        data = data.to(posterior.device)
-        x, y = model.inputs(data.obs, data.act), model.targets(data.obs, data.next_obs)
-        log_joint = model.prior().log_prob(theta) + torch.cat(
-            [model.log_likelihood(model.mean(theta[i:i + 256], x), y).sum(-1) for i in range(0, num_samples, 256)])
+        # log p(θ, D) up to a constant (the normalisation Jacobian cancels in the weights)
+        log_joint = model.prior().log_prob(theta) + pointwise_log_likelihood(posterior, theta, data,
+                                                                            mean_fn=model.mean).sum(-1)
     log_w = (log_joint - log_q).double().cpu().numpy()
     lw, k = az.psislw(log_w - log_w.max())  # normalised: logsumexp(lw) = 0
     return theta, lw, float(k)

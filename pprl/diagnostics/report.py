@@ -61,10 +61,7 @@ def family_report(model, families, data: Transitions, test_data: Transitions, *,
             row = {"elpd_loo": float(loo["elpd_loo"]), "elpd_loo_se": float(loo["se"])}
         else:  # a point estimate: "leaving one out" cannot move it, LOO would be the in-sample fit
             row = {"elpd_loo": float("nan"), "elpd_loo_se": float("nan")}
-        try:
-            row["pareto_k"] = pareto_k(post, data, num_samples=num_samples, seed=seed)
-        except ValueError:  # no density (map, nuts)
-            row["pareto_k"] = float("nan")
+        row["pareto_k"] = pareto_k(post, data, num_samples=num_samples, seed=seed) if post.q.has_density else float("nan")
         cov = coverage(post, test_data, levels=LEVELS, num_samples=num_samples, seed=seed + 1)
         row.update({"coverage_50": cov[0.5], "coverage_90": cov[0.9], "_coverage": cov})
         if nuts_name is not None:

@@ -4,6 +4,7 @@ for linear-Gaussian ones. The references every variational estimate is checked a
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -17,9 +18,10 @@ class Capacity:
     bound max_x D(p(·|x) ‖ q) and the lower bound I(r) (C lies between them)."""
 
     capacity: torch.Tensor   # [B]
-    input_dist: torch.Tensor  # [B, X]
+    input_dist: torch.Tensor  # [B, X], the r that the capacity (the lower bound I(r)) was computed for
     gap: torch.Tensor        # [B]
     iterations: int
+    converged: bool = True   # every gap below tol
 
 
 def _kl_rows(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -44,6 +46,7 @@ def blahut_arimoto(channel: torch.Tensor, tol: float = 1e-7, max_iter: int = 100
     if (p < 0).any() or not torch.allclose(p.sum(-1), torch.ones_like(p[..., 0]), atol=1e-8):
         raise ValueError("every row of the channel must be a probability distribution p(y|x)")
     log_r = torch.full(p.shape[:2], -math.log(p.shape[1]), dtype=torch.float64, device=p.device)
+    converged = False
     for it in range(1, max_iter + 1):
         r = log_r.exp()
         q = torch.einsum("bx,bxy->by", r, p)
@@ -51,12 +54,16 @@ def blahut_arimoto(channel: torch.Tensor, tol: float = 1e-7, max_iter: int = 100
         lower = (r * D).sum(-1)
         gap = D.max(-1).values - lower
         if bool((gap < tol).all()):
+            converged = True
             break
         log_r = torch.log_softmax(log_r + D, -1)
-    out = Capacity(lower, log_r.exp(), gap, it)
+    if not converged:
+        warnings.warn(f"Blahut–Arimoto stopped after {max_iter} iterations with a capacity gap of up to "
+                      f"{float(gap.max()):.3g} nats (tol {tol:g}); the capacity lies within that gap", RuntimeWarning,
+                      stacklevel=2)
     if single:
-        return Capacity(out.capacity[0], out.input_dist[0], out.gap[0], it)
-    return out
+        return Capacity(lower[0], r[0], gap[0], it, converged)
+    return Capacity(lower, r, gap, it, converged)
 
 
 def exact(channel: TabularChannel, horizon: int = 1, tol: float = 1e-7) -> Capacity:
@@ -69,12 +76,16 @@ def water_filling(gains: torch.Tensor, noise_var: float, power: float) -> tuple[
     """Capacity of y = G x + N(0, σ² I) under E‖x‖² ≤ P (Cover & Thomas, §9.4): with λ_i the
     singular values of G, the power p_i = max(0, ν − σ²/λ_i²) fills to the level ν with Σ p_i = P,
     and C = Σ_i ½ log(1 + p_i λ_i² / σ²) nats. ``gains`` is G (a matrix) or its singular values.
-    Returns (C, p)."""
+    Returns (C, p), p aligned with ``gains`` (or with G's singular values, largest first)."""
     g = torch.as_tensor(gains, dtype=torch.float64)
-    lam = torch.linalg.svdvals(g) if g.dim() == 2 else g.abs()
-    lam = lam[lam > 0]
+    lam_all = torch.linalg.svdvals(g) if g.dim() == 2 else g.abs()
     if not (noise_var > 0 and power >= 0):
         raise ValueError(f"noise_var must be > 0 and power >= 0, got {noise_var}, {power}")
+    used = lam_all > 0  # a zero gain carries nothing and gets no power
+    p_all = torch.zeros_like(lam_all)
+    if not used.any():
+        return 0.0, p_all
+    lam = lam_all[used]
     floors = noise_var / lam.square()  # the "ground" each channel's water sits on
     order = floors.argsort()
     f = floors[order]
@@ -85,7 +96,8 @@ def water_filling(gains: torch.Tensor, noise_var: float, power: float) -> tuple[
     p_sorted = (level - f).clamp_min(0)
     p = torch.empty_like(p_sorted)
     p[order] = p_sorted
-    return float(0.5 * torch.log1p(p * lam.square() / noise_var).sum()), p
+    p_all[used] = p  # aligned with the input's singular values
+    return float(0.5 * torch.log1p(p * lam.square() / noise_var).sum()), p_all
 
 
 def linear_gaussian_empowerment(channel: LinearGaussianChannel, horizon: int, power: float) -> float:

@@ -84,7 +84,9 @@ def test_inference_data_round_trips_and_az_compare_ranks_families_and_nuts(tmp_p
     assert held.posterior.theta.coords["weight"].values[0] == "layer0.w[0,0]"
     assert held.log_likelihood.next_obs.shape == (1, 200, 30)
     assert held.posterior_predictive.next_obs.shape == (1, 200, 30, data.obs_dim)
-    assert {"log_q", "elbo"} <= set(held.sample_stats.data_vars)
+    assert "log_q" in held.sample_stats and held.sample_stats.log_q.shape == (1, 200)
+    assert held.elbo_trace.elbo.shape == (1, 1, 1500)  # its own group: no NaN padding to the draws
+    assert held.posterior_predictive.f.shape == (1, 200, 30, data.obs_dim)
     assert {"diverging", "tree_depth", "energy"} <= set(idatas["nuts"].sample_stats.data_vars)
     held.to_netcdf(tmp_path / "laplace.nc")
     back = az.from_netcdf(tmp_path / "laplace.nc")

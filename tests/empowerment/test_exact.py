@@ -110,3 +110,16 @@ def test_linear_gaussian_channel_one_step_is_water_filling():
     ch = LinearGaussianChannel(A=torch.eye(2), B=torch.diag(torch.tensor([1.0, 0.5])), noise_std=1.0)
     assert linear_gaussian_empowerment(ch, 1, power=1.0) == pytest.approx(0.5 * math.log(2), abs=1e-9)
     assert linear_gaussian_empowerment(ch, 2, power=1.0) > linear_gaussian_empowerment(ch, 1, power=1.0) - 1e-12
+
+
+def test_water_filling_with_zero_gains_is_aligned_and_zero_capacity_is_allowed():
+    c, p = water_filling(torch.tensor([2.0, 0.0, 1.0]), noise_var=1.0, power=1.0)
+    c2, p2 = water_filling(torch.tensor([2.0, 1.0]), noise_var=1.0, power=1.0)
+    assert c == pytest.approx(c2) and p.tolist() == pytest.approx([p2[0], 0.0, p2[1]])
+    assert water_filling(torch.zeros(3), 1.0, 1.0)[0] == 0.0
+
+
+def test_blahut_arimoto_says_when_it_did_not_converge():
+    with pytest.warns(RuntimeWarning, match="stopped after 3 iterations"):
+        out = blahut_arimoto(torch.tensor([[1.0, 0.0], [0.5, 0.5]]), max_iter=3)
+    assert not out.converged and float(out.gap) > 1e-7

@@ -195,3 +195,10 @@ def test_num_params_counts_the_free_parameters_of_q(fitted, name, count):
     q = fitted[name].q
     assert q.num_params() == count(q.model.param_dim)
     assert fitted["flow"].q.num_params() == sum(p.numel() for p in fitted["flow"].guide.parameters()) > 0
+
+
+def test_warm_start_from_another_family_is_a_clear_error(fitted):
+    data = linear_system(50, seed=3)
+    mf = fitted["mean_field"]
+    with pytest.raises(ValueError, match="cannot warm-start family 'low_rank' from a 'mean_field' posterior"):
+        pprl.fit(mf.model, "low_rank", data, steps=2, init=mf, progress=False)

@@ -98,3 +98,11 @@ def test_predictive_summary_of_nuts_chains_has_converged(linear_nuts):
     summary = predictive_summary(post, data, max_points=20)
     assert len(summary) == 20 * data.obs_dim
     assert (summary["r_hat"] < 1.01).all() and (summary["ess_bulk"] > 400).all(), summary[["r_hat", "ess_bulk"]].describe()
+
+
+def test_nuts_refuses_a_model_that_learns_its_noise():
+    """SVI fits σ by maximum likelihood; NUTS would keep the initial σ: a different model."""
+    data = linear_system(30, seed=1)
+    with pytest.raises(ValueError, match="learn_noise: true"):
+        pprl.nuts({"type": "bnn", "hidden_sizes": [4], "likelihood": {"learn_noise": True}}, data, num_samples=5,
+                   num_warmup=5, num_chains=1, progress=False)

@@ -16,6 +16,7 @@ import torch
 
 from ...models.dynamics import DynamicsModel
 from ...pyro_settings import local_params
+from ...rng import seeded
 from ...spec import InferenceSpec
 
 FAMILIES: dict[str, type["Family"]] = {}
@@ -60,7 +61,7 @@ class Family:
     Class attributes declare what a spec may ask of the family:
     ``elbos`` (objectives that fit it; the first is the default), ``options``
     (name → :class:`Option`), ``fitted_by_svi`` (False: the family makes its own posterior in
-    :meth:`fit_directly`, e.g. MCMC draws), ``point_estimate`` (fitted by MAP: one particle, its "ELBO" is the
+    :meth:`fit_directly`, e.g. MCMC draws), ``has_density`` (:meth:`log_q` exists), ``point_estimate`` (fitted by MAP: one particle, its "ELBO" is the
     log joint), ``closed_form_kl`` (:meth:`kl_to_prior` exists), ``info_gain`` (VIME info-gain
     methods → solvers its :meth:`info_gain_view` supports) and ``structure_params`` (guide
     parameter names that couple many coordinates of θ; the optimiser scales their step by 1/√D).
@@ -70,6 +71,7 @@ class Family:
     elbos: ClassVar[tuple[str, ...]] = ("plain", "renyi")
     options: ClassVar[dict[str, Option]] = {}
     point_estimate: ClassVar[bool] = False
+    has_density: ClassVar[bool] = True
     fitted_by_svi: ClassVar[bool] = True
     closed_form_kl: ClassVar[bool] = False
     info_gain: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -95,6 +97,9 @@ class Family:
 
     def warm_start(self, init: "Family"):
         """Continue from a fitted ``init`` of the same family and model: by default its own guide."""
+        if type(init) is not type(self):
+            raise ValueError(f"cannot warm-start family {self.name!r} from a {init.name!r} posterior; "
+                             f"fit(init=...) continues the same family")
         self.model, self.guide = init.model, init.guide
         return self.guide
 
@@ -103,9 +108,11 @@ class Family:
 
     @local_params
     def load_guide(self, model: DynamicsModel, guide_state: dict | None = None):
-        """Rebuild the guide for ``model`` with its parameters set up, optionally from a state dict."""
-        guide = self.make_guide(model)
-        guide(*model.dummy_batch())
+        """Rebuild the guide for ``model`` with its parameters set up, optionally from a state dict.
+        Setting up draws initial values; that runs seeded, so loading leaves the global RNG alone."""
+        with seeded(0):
+            guide = self.make_guide(model)
+            guide(*model.dummy_batch())
         if guide_state is not None:
             guide.load_state_dict({k: v.to(model.prior_loc.device) for k, v in guide_state.items()})
         return guide
@@ -125,6 +132,15 @@ class Family:
         """``num_samples`` reparameterised draws θ ~ q → ``[num_samples, D]`` (from ``generator``,
         or torch's global generator when None)."""
         raise NotImplementedError
+
+    def chains(self, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draws as ``[chain, draw, D]`` for diagnostics: one chain of ``num_samples`` independent
+        draws (an MCMC family returns its own chains)."""
+        return self.sample(num_samples, generator).unsqueeze(0)
+
+    def sampler_stats(self) -> dict[str, torch.Tensor]:
+        """Per-draw statistics of the sampler that made :meth:`chains` (``[chain, draw]`` each)."""
+        return {}
 
     def mean(self) -> torch.Tensor:
         """E_q[θ] → ``[D]``; closed form where q has one, else a Monte-Carlo mean of 1000 draws."""

@@ -93,6 +93,10 @@ class Laplace(FullRank):
     structure_params = ()
 
     @property
+    def has_density(self) -> bool:  # a point mass until finish()
+        return not self.at_map
+
+    @property
     def at_map(self) -> bool:
         """True while the guide is still the MAP point estimate (before :meth:`finish`)."""
         return isinstance(self.guide, AutoDelta)

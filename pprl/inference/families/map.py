@@ -14,6 +14,7 @@ class MAP(Family):
     name = "map"
     elbos = ("plain",)
     point_estimate = True
+    has_density = False
 
     def _build_guide(self, model):
         return AutoDelta(model, init_loc_fn=INIT)

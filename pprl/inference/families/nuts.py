@@ -34,6 +34,7 @@ class NUTS(Family):
     name = "nuts"
     elbos = ("plain",)  # not fitted by SVI; kept so that the spec validates like every family's
     fitted_by_svi: ClassVar[bool] = False
+    has_density: ClassVar[bool] = False
     options: ClassVar[dict[str, Option]] = {
         "num_samples": Option(int, 1000), "num_warmup": Option(int, 1000), "num_chains": Option(int, 4),
         "max_tree_depth": Option(int, 10), "target_accept": Option(float, 0.8)}
@@ -66,6 +67,13 @@ class NUTS(Family):
         draws = self.draws
         idx = torch.randint(draws.shape[0], (num_samples,), generator=generator, device=draws.device)
         return draws[idx]
+
+    def chains(self, num_samples=None, generator=None):
+        """The sampler's own chains ``[chain, draw, D]`` (``num_samples`` is ignored)."""
+        return self.guide.theta
+
+    def sampler_stats(self):
+        return self.guide.stats()
 
     def mean(self):
         return self.draws.mean(0)

@@ -38,24 +38,30 @@ def run_nuts(model: DynamicsModel, spec: InferenceSpec, data: Transitions, *, se
 
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}")
+    if model.spec.likelihood.learn_noise:
+        raise ValueError(f"model {model.spec.name!r} learns its noise scale (likelihood.learn_noise: true): the SVI "
+                         f"families fit σ by maximum likelihood, NUTS would keep the initial σ — a different "
+                         f"model. Give NUTS a spec with learn_noise: false (and the noise scale you want)")
     opts = spec.options
-    model.to("cpu")
-    model.fit_normalizer(data.to("cpu"))
-    with torch.no_grad():
-        x = model.inputs(data.obs.cpu().float(), data.act.cpu().float()).numpy()
-        y = model.targets(data.obs.cpu().float(), data.next_obs.cpu().float()).numpy()
-    kernel = NUTS(numpyro_model(model), max_tree_depth=opts["max_tree_depth"],
-                  target_accept_prob=opts["target_accept"])
-    mcmc = MCMC(kernel, num_warmup=opts["num_warmup"], num_samples=opts["num_samples"],
-                num_chains=opts["num_chains"], chain_method=chain_method, progress_bar=progress)
-    start = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(x), jnp.asarray(y),
-             extra_fields=("diverging", "num_steps", "energy", "accept_prob"))
-    theta = np.array(mcmc.get_samples(group_by_chain=True)["theta"])  # a writable copy
-    stats = {k: torch.tensor(np.array(v)) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
-    stats["tree_depth"] = torch.log2(stats["num_steps"].double() + 1).ceil().to(torch.int64)
-    wall = time.perf_counter() - start
-    model.to(device)
+    model.to("cpu")  # JAX reads the normalised data from the CPU; the model goes to ``device`` after
+    try:
+        model.fit_normalizer(data.to("cpu"))
+        with torch.no_grad():
+            x = model.inputs(data.obs.cpu().float(), data.act.cpu().float()).numpy()
+            y = model.targets(data.obs.cpu().float(), data.next_obs.cpu().float()).numpy()
+        kernel = NUTS(numpyro_model(model), max_tree_depth=opts["max_tree_depth"],
+                      target_accept_prob=opts["target_accept"])
+        mcmc = MCMC(kernel, num_warmup=opts["num_warmup"], num_samples=opts["num_samples"],
+                    num_chains=opts["num_chains"], chain_method=chain_method, progress_bar=progress)
+        start = time.perf_counter()
+        mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(x), jnp.asarray(y),
+                 extra_fields=("diverging", "num_steps", "energy", "accept_prob"))
+        theta = np.array(mcmc.get_samples(group_by_chain=True)["theta"])  # a writable copy
+        stats = {k: torch.tensor(np.array(v)) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+        stats["tree_depth"] = torch.log2(stats["num_steps"].double() + 1).ceil().to(torch.int64)
+        wall = time.perf_counter() - start
+    finally:
+        model.to(device)
     q = make_family(spec)
     q.load_guide(model, {"theta": torch.as_tensor(theta, dtype=model.prior_loc.dtype),
                          **{f"stat_{k}": v for k, v in stats.items()}})
