@@ -2,8 +2,8 @@
 
 pprl's tensors are small (a BNN of a few thousand weights, minibatches of hundreds, PPO's MLPs):
 one torch thread is fastest, and torch's default (one per core) spin-waits badly when anything
-else shares the cores — the same fit or training run becomes 10–60× slower (measured in
-``benchmarks/RESULTS.md``), and the thread count also changes floating-point summation order,
+else shares the cores — the same fit or training run becomes many times slower (measured in
+``benchmarks/RESULTS.md`` and issue 12), and the thread count also changes floating-point summation order,
 so the numbers of a seeded run depend on it. Every public call that trains or samples
 therefore takes ``threads`` (default :data:`DEFAULT_THREADS`) and runs under
 :func:`torch_threads`; ``threads=None`` keeps whatever the caller has set. The CLI passes its

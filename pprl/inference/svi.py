@@ -95,7 +95,7 @@ def _optimizer(q: Family, model, spec: InferenceSpec, param_dim: int):
     groups = [{"params": plain}]
     if structure:
         groups.append({"params": structure, "lr": spec.lr / math.sqrt(param_dim)})
-    # One fused kernel over all tensors: −30% per step for flow and full_rank (benchmarks/RESULTS.md).
+    # One fused kernel over all tensors: faster steps for flow and full_rank (benchmarks/RESULTS.md).
     fused = {"fused": True} if spec.optimizer in ("adam", "adamw") else {}
     return cls(groups, lr=spec.lr, **fused)
 
