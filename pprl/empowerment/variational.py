@@ -15,7 +15,11 @@ Training alternates (i) maximum likelihood for q on fresh (a, s_K) pairs and (ii
   ω*(a|s) = exp(u(s, a) − ψ*(s)), u(s, a) = E_{p(s_K|s,a)} log q(a|s, s_K), ψ*(s) = log Σ_a e^{u(s,a)}
   = the bound's maximum. We regress log q(a|s, s_K) on log ω(a|s) + ψ(s) by least squares over the
   source's logits and the ψ network; at the fixed point log ω + ψ = u, so ω = ω* and ψ(s) is the
-  empowerment (β = 1 makes the value the MI itself).
+  empowerment (β = 1 makes the value the MI itself). The regression is fitted pointwise, so its
+  actions may come from any distribution covering ω's support: we draw them from
+  (1 − ε) ω + ε·uniform (``explore`` = ε) and importance-weight q's likelihood and the trace back
+  to ω. Drawn from ω alone, sequences whose mass falls early get no data and the source stalls
+  below capacity (a fixed point of the on-policy regression).
 * ``"ascent"``: plain stochastic gradient ascent of the bound in ω — the score-function gradient
   E_ω[∇log ω(a|s) (log q(a|s,s_K) − b(s))] plus the exact entropy gradient for discrete sources
   (b(s) the per-state mean, a baseline), the reparameterisation gradient for Gaussian sources.
@@ -133,7 +137,7 @@ class Empowerment:
     (states are ``[N, n]`` tensors; ``power`` = P of E‖a_{1:K}‖² ≤ P is then required).
     ``source_update``: ``"psi"`` (the paper's ψ(s) regression, β = 1; tabular only) or ``"ascent"``
     (gradient ascent of the bound); ``None`` picks ``"psi"`` for tabular channels, ``"ascent"``
-    otherwise. ``trace`` holds the training bound (mean over the step's batch, nats) per step.
+    otherwise. ``explore``: ε of the ψ regression's behaviour distribution. ``trace`` holds the training bound (mean over the step's batch, nats) per step.
     """
 
     def __init__(self, channel, horizon: int = 1, *, hidden: int = 128, lr: float = 1e-2,
