@@ -13,10 +13,13 @@ pprl/SparseHalfCheetah-v0   1 per step with torso x > 5                         
 ==========================  =====================================================  =========
 
 Every step's ``info["is_success"]`` says whether the sparse condition held on that step.
+
+Besides them (``GRID_ENV_IDS``): ``pprl/GridRoom-v0``, a walled gridworld with reward 0 and a
+100-step horizon, where empowerment is the only drive (:mod:`pprl.rl.envs.grid_room`).
 """
 import gymnasium as gym
 
-__all__ = ["register_envs", "ENV_IDS"]
+__all__ = ["register_envs", "ENV_IDS", "GRID_ENV_IDS"]
 
 _SPECS = {
     "pprl/SparseMountainCar-v0": ("pprl.rl.envs.sparse_mountain_car:SparseMountainCarEnv", 500),
@@ -24,14 +27,18 @@ _SPECS = {
     "pprl/SparseHalfCheetah-v0": ("pprl.rl.envs.sparse_half_cheetah:SparseHalfCheetahEnv", 1000),
 }
 ENV_IDS = tuple(_SPECS)
+_GRID_SPECS = {
+    "pprl/GridRoom-v0": ("pprl.rl.envs.grid_room:GridRoomEnv", 100),
+}
+GRID_ENV_IDS = tuple(_GRID_SPECS)
 
 
 def register_envs() -> None:
-    """Register the sparse-reward environments with gymnasium; calling it again is a no-op.
+    """Register the sparse-reward environments and the gridworlds with gymnasium; calling it again is a no-op.
 
     Nothing heavy is imported here: each entry point is loaded by ``gym.make``, so a missing
     MuJoCo only matters to ``gym.make("pprl/SparseHalfCheetah-v0")``.
     """
-    for env_id, (entry_point, horizon) in _SPECS.items():
+    for env_id, (entry_point, horizon) in {**_SPECS, **_GRID_SPECS}.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon)
