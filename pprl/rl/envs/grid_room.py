@@ -121,3 +121,38 @@ class GridRoomEnv(gym.Env):
         if target in self._index:
             self._cell = target
         return self._obs(), 0.0, False, False, self._info()
+
+
+def visitation(obs, layout: Sequence[str]) -> np.ndarray:
+    """Visit counts per free cell ``[S]`` (int64) of observations ``[N, 2]``."""
+    cells = obs_to_cells(obs, layout)
+    if (cells < 0).any():
+        raise ValueError(f"{int((cells < 0).sum())} observations are no free cell of the layout")
+    return np.bincount(cells, minlength=len(free_cells(layout)))
+
+
+def plot_visitation(counts, empowerment, layout: Sequence[str], path, title: str = "visits") -> "Path":
+    """A PNG at ``path``: the share of visits per cell (left) beside the empowerment map (right,
+    nats), walls blank. ``counts`` and ``empowerment`` are per free cell ``[S]``."""
+    from pathlib import Path
+
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figures stay untouched
+
+    cells = free_cells(layout)
+    counts, emp = np.asarray(counts, dtype=np.float64), np.asarray(empowerment, dtype=np.float64)
+    if counts.shape != (len(cells),) or emp.shape != (len(cells),):
+        raise ValueError(f"counts and empowerment must have one entry per free cell ({len(cells)}), got "
+                         f"{counts.shape} and {emp.shape}")
+    fig = Figure(figsize=(8.4, 3.8))
+    for ax, values, label in zip(fig.subplots(1, 2), (counts / max(counts.sum(), 1), emp),
+                                 (f"{title}: share of steps", "empowerment (nats)")):
+        grid = np.full((len(layout), len(layout[0])), np.nan)
+        for v, (r, c) in zip(values, cells):
+            grid[r, c] = v
+        image = ax.imshow(grid, cmap="viridis")
+        fig.colorbar(image, ax=ax, shrink=0.85)
+        ax.set(title=label, xticks=[], yticks=[])
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100, format="png")
+    return path

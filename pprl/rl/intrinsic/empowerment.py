@@ -13,7 +13,8 @@ The channel p(s_K | s, a_{1:K}) is ``GridWorld(layout, slip)``: the block declar
 agent's environment (``pprl/GridRoom-v0``, observations = scaled (row, col)) runs on. A block
 whose map or slip is not the environment's is a :class:`SpecError` on the first batch that shows
 it: an observation that is no free cell of the declared map, or a transition (s, a, s') the
-declared channel gives probability 0.
+declared channel gives probability 0 (the plug-in does not see ``env_kwargs``, so this is checked
+on the data; a declared slip > 0 where the env's differs cannot show itself this way).
 """
 from __future__ import annotations
 
