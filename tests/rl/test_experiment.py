@@ -45,7 +45,7 @@ def test_bad_experiment_specs_name_the_field(spec, message):
     assert err.value.args[0].startswith("<dict>: ") and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("block, names", [("learner", "ppo"), ("intrinsic", "none, vime")])
+@pytest.mark.parametrize("block, names", [("learner", "ppo"), ("intrinsic", "none, vime, empowerment")])
 def test_unknown_type_lists_the_registered_ones(block, names):
     spec = {**TINY, block: {**TINY[block], "type": "sac"}}
     with pytest.raises(SpecError, match=f"<dict>: field '{block}.type': unknown value 'sac'; allowed: {names}$"):
