@@ -198,7 +198,8 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
                 where = ""
                 if out_dir is not None:
                     where = f"; saved to {posterior.save(out_dir / 'checkpoint.pt')}"
-                raise FitDiverged(f"non-finite {what} ({float(loss):.4g}) at step {step} of {spec.name}; "
+                value = float(loss) if what == "ELBO" else float(grad_norm)  # the quantity that is not finite
+                raise FitDiverged(f"non-finite {what} ({value:.4g}) at step {step} of {spec.name}; "
                                   f"kept the last good state (after step {step - 1}){where}. Try a smaller "
                                   f"lr or init_scale.", step, posterior)
             optimizer.step()
