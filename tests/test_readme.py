@@ -31,6 +31,7 @@ PYTHON_BUDGETS = {
     "10_000": "2_000",
     "num_samples=4096, steps=500": "num_samples=512, steps=30",
     "pprl.collect(\"Pendulum-v1\", 1000": "pprl.collect(\"Pendulum-v1\", 300",
+    "est.fit(steps=600)": "est.fit(steps=30, progress=False)",
     "num_samples=1000, num_warmup=1000, num_chains=4": "num_samples=100, num_warmup=100, num_chains=2",
     'nuts="nuts", out_dir': 'nuts={"family": "nuts", "options": {"num_samples": 100, "num_warmup": 100, '
                             '"num_chains": 2}}, steps=300, num_samples=100, out_dir',
@@ -46,6 +47,7 @@ SHELL_BUDGETS = {
     "size=(10000, 2)": "size=(2000, 2)",
     "--json mi.json": "--json mi.json --steps 60",
     "-o runs/nuts": "-o runs/nuts --num-samples 100 --num-warmup 100 --num-chains 2",
+    "-o runs/walled_room": "-o runs/walled_room --steps 1600",
     "--nuts --data data.npz -o runs/report": "--nuts small_nuts.yaml --data data.npz -o runs/report --steps 30",
 }
 
@@ -111,5 +113,5 @@ def test_shell_blocks_run(tmp_path, monkeypatch, capsys):
                 assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
             ran += 1
     assert used == set(SHELL_BUDGETS), f"budget substitutions that no longer match README: {set(SHELL_BUDGETS) - used}"
-    assert ran >= 12  # every command line of the CLI blocks (set-up lines excepted)
+    assert ran >= 13  # every command line of the CLI blocks (set-up lines excepted)
     assert (tmp_path / "runs" / "cmp" / "comparison.csv").is_file() and (tmp_path / "mi.json").is_file()
