@@ -115,7 +115,7 @@ def test_linear_gaussian_channel_one_step_is_water_filling():
 def test_water_filling_with_zero_gains_is_aligned_and_zero_capacity_is_allowed():
     c, p = water_filling(torch.tensor([2.0, 0.0, 1.0]), noise_var=1.0, power=1.0)
     c2, p2 = water_filling(torch.tensor([2.0, 1.0]), noise_var=1.0, power=1.0)
-    assert c == pytest.approx(c2) and p.tolist() == pytest.approx([p2[0], 0.0, p2[1]])
+    assert c == pytest.approx(c2) and p.tolist() == pytest.approx([float(p2[0]), 0.0, float(p2[1])])
     assert water_filling(torch.zeros(3), 1.0, 1.0)[0] == 0.0
 
 
