@@ -332,7 +332,8 @@ def load_spec(path: str | Path):
     src = str(path)
     data = _read_yaml(path)
     kinds = [kind for kind, found in (("model", "type" in data), ("inference", "family" in data),
-                                      ("experiment", any(k in data for k in _EXPERIMENT_FIELDS))) if found]
+                                      ("experiment", any(k in data for k in _EXPERIMENT_FIELDS)),
+                                      ("channel", "channel" in data)) if found]
     if kinds == ["model"]:
         return parse_model_spec(data, src)
     if kinds == ["inference"]:
@@ -340,10 +341,13 @@ def load_spec(path: str | Path):
     if kinds == ["experiment"]:
         from .rl.experiment import load_experiment  # the RL code builds on this module
         return load_experiment(path)
+    if kinds == ["channel"]:
+        from .empowerment.spec import parse_channel  # an empowerment channel (channels/*.yaml)
+        return parse_channel(data, src)
     raise SpecError(f"{src}: cannot tell the kind of spec; a model spec has field 'type' "
                     f"({', '.join(MODEL_TYPES)}), an inference spec has field 'family' "
                     f"({', '.join(_families())}), an experiment spec has fields 'env' and 'learner' "
-                    f"(and 'intrinsic')")
+                    f"(and 'intrinsic'), a channel spec has field 'channel' (gridworld, linear_gaussian)")
 
 
 def as_model_spec(spec: ModelSpec | dict | str | Path) -> ModelSpec:

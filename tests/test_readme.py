@@ -48,6 +48,7 @@ SHELL_BUDGETS = {
     "--json mi.json": "--json mi.json --steps 60",
     "-o runs/nuts": "-o runs/nuts --num-samples 100 --num-warmup 100 --num-chains 2",
     "-o runs/walled_room": "-o runs/walled_room --steps 1600",
+    "--horizon 2 -o runs/emp_room": "--horizon 1 -o runs/emp_room --fit-steps 30 --quiet",
     "--nuts --data data.npz -o runs/report": "--nuts small_nuts.yaml --data data.npz -o runs/report --steps 30",
 }
 
@@ -113,5 +114,5 @@ def test_shell_blocks_run(tmp_path, monkeypatch, capsys):
                 assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
             ran += 1
     assert used == set(SHELL_BUDGETS), f"budget substitutions that no longer match README: {set(SHELL_BUDGETS) - used}"
-    assert ran >= 13  # every command line of the CLI blocks (set-up lines excepted)
+    assert ran >= 14  # every command line of the CLI blocks (set-up lines excepted)
     assert (tmp_path / "runs" / "cmp" / "comparison.csv").is_file() and (tmp_path / "mi.json").is_file()

@@ -1,6 +1,7 @@
 """The YAML specs that ship with pprl, found by name from any working directory.
 
-They live at the repository's top level (``models/``, ``inference/``, ``examples/``: what users
+They live at the repository's top level (``models/``, ``inference/``, ``examples/``,
+``channels/``: what users
 read and copy); ``pprl/bundled/<kind>`` links to those folders, so an editable install reads
 them in place and a wheel carries them as package data.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-KINDS = ("models", "inference", "examples")
+KINDS = ("models", "inference", "examples", "channels")
 
 
 def bundled(kind: str) -> dict[str, Path]:

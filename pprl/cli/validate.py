@@ -29,7 +29,9 @@ def describe(spec) -> str:
         if spec.auxiliary:
             parts.append("auxiliary " + ", ".join(a.type for a in spec.auxiliary))
         return ", ".join(parts)
-    return type(spec).__name__
+    if hasattr(spec, "cells"):
+        return f"channel spec: gridworld, {len(spec.cells)} cells, slip {spec.slip:g}"
+    return f"channel spec: {type(spec).__name__}"
 
 
 def run(args) -> int:
