@@ -302,7 +302,13 @@ class Empowerment:
                 if s.numel() and (s.min() < 0 or s.max() >= self.channel.num_states):
                     raise ValueError(f"states must be indices in [0, {self.channel.num_states}), got {s.tolist()}")
                 a, s_K, logp = self._tabular_batch(s, M, g)
-                log_q = self.nets.planner_logp(s.unsqueeze(1).expand_as(a), s_K).gather(-1, a.unsqueeze(-1)).squeeze(-1)
+                # q's log-probabilities over all |A|^K sequences, a chunk of draws at a time (≤ 2^24
+                # numbers), reading one entry per draw: the same values, bounded memory
+                chunk = max(1, 2 ** 24 // max(1, s.numel() * logp.shape[-1]))
+                log_q = torch.cat([self.nets.planner_logp(s.unsqueeze(1).expand(-1, a[:, j:j + chunk].shape[1]),
+                                                          s_K[:, j:j + chunk])
+                                   .gather(-1, a[:, j:j + chunk].unsqueeze(-1)).squeeze(-1)
+                                   for j in range(0, M, chunk)], 1)
                 terms = log_q - logp.gather(-1, a)
             else:
                 s = torch.as_tensor(states, dtype=torch.float32, device=self.device)
