@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +38,31 @@ from .learners import make_learner
 from ..threads import uses_threads
 
 FORMAT = "pprl.train/2"
+
+
+class DeferredInterrupt:
+    """Within ``with``: the first Ctrl-C only sets :attr:`pressed` (the loop finishes its iteration,
+    so the checkpoint it then saves has the learner, the bonus and the metrics at the same step); a
+    second Ctrl-C interrupts at once. The previous SIGINT handler is restored on exit. Off the main
+    thread (where Python cannot set signal handlers) Ctrl-C interrupts at once, as without it."""
+
+    def __init__(self):
+        self.pressed, self._previous = False, None
+
+    def _handle(self, signum, frame):
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -176,33 +203,37 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
     start = time.perf_counter()
     bar = tqdm(total=math.ceil(cfg.total_steps / batch) * batch, initial=learner.global_step, unit="step",
                desc=spec.name, disable=not progress, dynamic_ncols=True)
+    interrupt = DeferredInterrupt()
     try:
-        while learner.global_step < cfg.total_steps:
-            step = learner.global_step
-            rollout = learner.collect()
-            r_int = intrinsic.reward(rollout.transitions).to(rollout.rewards.device).view_as(rollout.rewards)
-            eta = spec.intrinsic.eta_at(step, cfg.total_steps)
-            stats = learner.update(rollout, rollout.rewards + eta * r_int, auxiliary)
-            stats.update(intrinsic.update(rollout.transitions))
-            for ep in rollout.episodes:
-                episodes.append({"env_step": int(learner.global_step), "return": float(ep["return"]),
-                                 "length": int(ep["length"]), "success": bool(ep["success"])})
-            recent = episodes[-20:]
-            row = {"iteration": len(rows) + 1, "env_steps": int(learner.global_step),
-                   "wall_s": wall_before + time.perf_counter() - start,
-                   "episodes": len(episodes), "successes": sum(e["success"] for e in episodes),
-                   "return_mean": float(np.mean([e["return"] for e in recent])) if recent else float("nan"),
-                   "success_rate": float(np.mean([e["success"] for e in recent])) if recent else 0.0,
-                   "extrinsic_reward": float(rollout.rewards.sum()), "eta": eta,
-                   "intrinsic_mean": float(r_int.mean()), **intrinsic.stats, **stats}
-            rows.append(row)
-            bar.update(learner.global_step - step)
-            shown = {h.short: f"{row[k]:.3g}" for k, h in health.items() if k in row and math.isfinite(row[k])}
-            if math.isfinite(row["return_mean"]):  # no episode has ended yet: nothing to show
-                shown = {"ret": f"{row['return_mean']:.3g}", "success": f"{row['success_rate']:.2f}", **shown}
-            bar.set_postfix(shown, refresh=False)
-            if checkpoint_every and len(rows) % checkpoint_every == 0:
-                checkpoint()
+        with interrupt:
+            while learner.global_step < cfg.total_steps:
+                step = learner.global_step
+                rollout = learner.collect()
+                r_int = intrinsic.reward(rollout.transitions).to(rollout.rewards.device).view_as(rollout.rewards)
+                eta = spec.intrinsic.eta_at(step, cfg.total_steps)
+                stats = learner.update(rollout, rollout.rewards + eta * r_int, auxiliary)
+                stats.update(intrinsic.update(rollout.transitions))
+                for ep in rollout.episodes:
+                    episodes.append({"env_step": int(learner.global_step), "return": float(ep["return"]),
+                                     "length": int(ep["length"]), "success": bool(ep["success"])})
+                recent = episodes[-20:]
+                row = {"iteration": len(rows) + 1, "env_steps": int(learner.global_step),
+                       "wall_s": wall_before + time.perf_counter() - start,
+                       "episodes": len(episodes), "successes": sum(e["success"] for e in episodes),
+                       "return_mean": float(np.mean([e["return"] for e in recent])) if recent else float("nan"),
+                       "success_rate": float(np.mean([e["success"] for e in recent])) if recent else 0.0,
+                       "extrinsic_reward": float(rollout.rewards.sum()), "eta": eta,
+                       "intrinsic_mean": float(r_int.mean()), **intrinsic.stats, **stats}
+                rows.append(row)
+                bar.update(learner.global_step - step)
+                shown = {h.short: f"{row[k]:.3g}" for k, h in health.items() if k in row and math.isfinite(row[k])}
+                if math.isfinite(row["return_mean"]):  # no episode has ended yet: nothing to show
+                    shown = {"ret": f"{row['return_mean']:.3g}", "success": f"{row['success_rate']:.2f}", **shown}
+                bar.set_postfix(shown, refresh=False)
+                if checkpoint_every and len(rows) % checkpoint_every == 0:
+                    checkpoint()
+                if interrupt.pressed:  # Ctrl-C during this iteration: stop here, with a consistent state
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:  # keep what was learned: the run continues with resume
         checkpoint()
         learner.close()

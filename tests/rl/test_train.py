@@ -172,3 +172,34 @@ def test_a_bonus_registered_from_outside_trains_and_is_recorded(tmp_path, monkey
         pprl.load_experiment({**spec, "intrinsic": {**spec["intrinsic"], "model": "bnn_dynamics"}})
     with pytest.raises(SpecError, match="field 'intrinsic.cell' needs intrinsic.type 'count'"):
         pprl.load_experiment(with_intrinsic(cell=0.1))
+
+
+def test_ctrl_c_finishes_the_iteration_so_the_checkpoint_is_consistent(tmp_path, monkeypatch):
+    """A real SIGINT in the middle of an update: the iteration completes, then the run stops with a
+    checkpoint whose learner, metrics and episodes are all at the same env step, and resuming it
+    continues from there. The caller's SIGINT handler is back afterwards."""
+    import os
+    import signal
+
+    from pprl.rl.learners.ppo import PPO
+
+    real_update, calls = PPO.update, []
+
+    def update_with_ctrl_c(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-iteration, before this update runs
+        return real_update(self, *args, **kwargs)
+
+    monkeypatch.setattr(PPO, "update", update_with_ctrl_c)
+    handler = signal.getsignal(signal.SIGINT)
+    spec = {**TINY, "intrinsic": {"type": "none"}}
+    with pytest.raises(KeyboardInterrupt):
+        pprl.train(spec, seed=0, out_dir=tmp_path / "run", progress=False, total_steps=1024)
+    assert signal.getsignal(signal.SIGINT) is handler
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert len(calls) == 2 and len(state["metrics"]) == 2  # the interrupted iteration was completed
+    assert state["learner"]["global_step"] == state["metrics"][-1]["env_steps"]
+    monkeypatch.setattr(PPO, "update", real_update)
+    summary = pprl.train(None, out_dir=tmp_path / "run", resume=True, progress=False, total_steps=1024)
+    assert summary["env_steps"] == 1024
