@@ -151,12 +151,23 @@ def coverage(posterior, data: Transitions, levels=(0.5, 0.9), num_samples: int =
     covers ``level`` of them."""
     data = data.to(posterior.device)
     pred = posterior.predict(data.obs, data.act, num_samples=num_samples, seed=seed)  # [S, N, k]
+    return interval_coverage(pred, data.next_obs, levels)
+
+
+def interval_coverage(pred: torch.Tensor, observed: torch.Tensor, levels=(0.5, 0.9)) -> dict[float, float]:
+    """The share of ``observed [N, k]`` inside the central ``level`` intervals of predictive draws
+    ``pred [S, N, k]``, per level."""
     out = {}
     for level in levels:
-        lo, hi = torch.quantile(pred, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=pred.dtype,
-                                                   device=pred.device), dim=0)
-        out[level] = float(((data.next_obs >= lo) & (data.next_obs <= hi)).double().mean())
+        q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=pred.dtype, device=pred.device)
+        lo, hi = torch.quantile(pred, q, dim=0)
+        out[level] = float(((observed >= lo) & (observed <= hi)).double().mean())
     return out
+
+
+def has_spread(idata) -> bool:
+    """Whether the draws of θ in ``idata`` vary (False for a point estimate such as MAP)."""
+    return float(idata.posterior.theta.std(dim=("chain", "draw")).max()) > 0
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ import torch
 from ..data import Transitions
 from ..threads import uses_threads
 from .compare import compare, plot_comparison
-from .inference_data import coverage, pareto_k
+from .inference_data import has_spread, interval_coverage, pareto_k
 
 LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -56,13 +56,13 @@ def family_report(model, families, data: Transitions, test_data: Transitions, *,
     for name, post in posteriors.items():
         idata = post.to_inference_data(data, num_samples=num_samples, seed=seed)
         idatas[name] = idata
-        if float(idata.posterior.theta.std(dim=("chain", "draw")).max()) > 0:
+        if has_spread(idata):
             loo = az.loo(idata, pointwise=False)
             row = {"elpd_loo": float(loo["elpd_loo"]), "elpd_loo_se": float(loo["se"])}
         else:  # a point estimate: "leaving one out" cannot move it, LOO would be the in-sample fit
             row = {"elpd_loo": float("nan"), "elpd_loo_se": float("nan")}
         row["pareto_k"] = pareto_k(post, data, num_samples=num_samples, seed=seed) if post.q.has_density else float("nan")
-        cov = coverage(post, test_data, levels=LEVELS, num_samples=num_samples, seed=seed + 1)
+        cov = interval_coverage(preds[name], test_data.next_obs.to(preds[name].device), LEVELS)
         row.update({"coverage_50": cov[0.5], "coverage_90": cov[0.9], "_coverage": cov})
         if nuts_name is not None:
             row["w2_to_nuts"] = _w2_gaussian(means[name], means[nuts_name])
@@ -95,7 +95,7 @@ def _write_report(out: Path, table, posteriors, idatas, rows, preds, test_data, 
 
     fig = Figure(figsize=(7, 0.6 * len(idatas) + 1.5))  # LOO: the posteriors with spread
     ax = fig.subplots()
-    spread = {n: d for n, d in idatas.items() if float(d.posterior.theta.std(dim=("chain", "draw")).max()) > 0}
+    spread = {n: d for n, d in idatas.items() if has_spread(d)}
     az.plot_compare(az.compare(spread), ax=ax, insample_dev=False)
     ax.set_title("PSIS-LOO on the training data (higher is better)", fontsize=10)
     fig.tight_layout()
