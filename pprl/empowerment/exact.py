@@ -100,6 +100,42 @@ def water_filling(gains: torch.Tensor, noise_var: float, power: float) -> tuple[
     return float(0.5 * torch.log1p(p * lam.square() / noise_var).sum()), p_all
 
 
+def water_filling_batched(gains: torch.Tensor, noise_var=1.0, power=1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`water_filling` for a batch of channels at once, with no Python loop over the batch.
+    ``gains [..., d]`` are the (singular-value) gains λ_i of each channel y = G x + N(0, σ² I);
+    ``noise_var`` σ² and ``power`` P are floats or tensors broadcastable to the batch shape ``[...]``.
+    Per channel, with floors f_i = σ²/λ_i² sorted ascending, the water level is
+    ν = (P + Σ_{i≤k} f_i)/k for the largest k with ν > f_k; p_i = max(0, ν − f_i) (zero where λ_i = 0)
+    and C = Σ_i ½ log(1 + p_i λ_i²/σ²) nats. Returns (C ``[...]``, p ``[..., d]`` aligned with
+    ``gains``), float64."""
+    lam = torch.as_tensor(gains, dtype=torch.float64).abs()
+    if lam.dim() < 1:
+        raise ValueError(f"gains must be [..., d] (singular values along the last axis), got shape {tuple(lam.shape)}")
+    batch = lam.shape[:-1]
+    var = torch.as_tensor(noise_var, dtype=torch.float64, device=lam.device)
+    P = torch.as_tensor(power, dtype=torch.float64, device=lam.device)
+    try:
+        var, P = var.expand(batch), P.expand(batch)
+    except RuntimeError:
+        raise ValueError(f"noise_var {tuple(var.shape)} and power {tuple(P.shape)} must broadcast to the batch "
+                         f"shape {tuple(batch)} of gains {tuple(lam.shape)}") from None
+    if not bool((var > 0).all() and (P >= 0).all()):
+        raise ValueError("noise_var must be > 0 and power >= 0 for every channel")
+    if lam.shape[-1] == 0:
+        return torch.zeros(batch, dtype=torch.float64, device=lam.device), lam.clone()
+    used = lam > 0  # a zero gain carries nothing and gets no power
+    floors = torch.where(used, var.unsqueeze(-1) / lam.square().clamp_min(1e-300), torch.inf)
+    f, order = floors.sort(-1)
+    k = torch.arange(1, lam.shape[-1] + 1, dtype=torch.float64, device=lam.device)
+    levels = (P.unsqueeze(-1) + f.cumsum(-1)) / k           # ν_k if the k lowest floors are filled
+    fills = levels > f                                       # false for every k past the last filled one
+    last = torch.where(fills, k, 0.0).amax(-1).clamp_min(1).long() - 1  # the largest such k (1 if none)
+    level = levels.gather(-1, last.unsqueeze(-1))
+    p_sorted = torch.where(f.isfinite(), (level - f).clamp_min(0), 0.0)
+    p = torch.empty_like(p_sorted).scatter_(-1, order, p_sorted)
+    return 0.5 * torch.log1p(p * lam.square() / var.unsqueeze(-1)).sum(-1), p
+
+
 def linear_gaussian_empowerment(channel: LinearGaussianChannel, horizon: int, power: float) -> float:
     """Empowerment of a :class:`LinearGaussianChannel` over K steps under E‖a_{1:K}‖² ≤ P: the
     accumulated noise Σ is whitened, y' = Σ^{-1/2} G_K a + N(0, I), then water-filling."""
