@@ -72,6 +72,20 @@ class GridWorld(TabularChannel):
             out[r, c] = v
         return out
 
+    def render(self, states, cell_size: int = 4) -> torch.Tensor:
+        """Images of the agent at ``states`` (indices ``[N]``) → float32 ``[N, 1, cell_size·rows,
+        cell_size·cols]`` on the states' device: walls 0.5, the agent's cell 1, free cells 0
+        (:func:`pprl.rl.envs.pixels.render_grid`). The ``observe`` of a pixel-based
+        :class:`~pprl.empowerment.Empowerment`."""
+        from ..rl.envs.pixels import render_grid  # the renderers live with the environments
+
+        s = torch.as_tensor(states, dtype=torch.long)
+        if s.dim() != 1 or (s.numel() and (s.min() < 0 or s.max() >= self.num_states)):
+            raise ValueError(f"states must be indices [N] in [0, {self.num_states}), got {s.tolist()}")
+        rc = torch.tensor(self.cells, dtype=torch.long)[s.cpu()].reshape(-1, 2).numpy()
+        return torch.from_numpy(render_grid(self.layout, rc, cell_size)).to(s.device)
+
+
 
 class LinearGaussianChannel:
     """s' = A s + B a + ε, ε ~ N(0, σ² I): the K-step map from a_{1:K} is linear in the actions,

@@ -29,7 +29,10 @@ Channels:
 * :class:`~pprl.empowerment.channels.TabularChannel` (and ``GridWorld``): ω(a_{1:K}|s) and
   q(a_{1:K}|s, s_K) are each **one categorical over the |A|^K action sequences** (a_1 slowest, the
   order of ``channel.compose(K)``), with logits from a small MLP on one-hot states (for q: the
-  one-hot s and s_K concatenated), amortised over states. The entropy H(ω(·|s)) is then exact and
+  one-hot s and s_K concatenated), amortised over states. Given ``observe`` (state indices →
+  observations, e.g. ``GridWorld.render``'s images), the networks see each state's observation
+  instead of its one-hot vector: flattened (``encoder="mlp"``) or through a convolutional encoder
+  (``encoder="conv"``), the paper's setting of an agent that sees images. The entropy H(ω(·|s)) is then exact and
   only E[log q] is sampled. s_K is drawn from ``channel.compose(K)``. This is practical while
   |A|^K is in the thousands; an autoregressive factorisation for longer horizons is not built.
 * :class:`~pprl.empowerment.channels.LinearGaussianChannel`: ω(a_{1:K}) = N(μ, Σ) (state-free, as
@@ -62,6 +65,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..models.encoders import ConvEncoder
 from ..rng import seeded
 from ..threads import uses_threads
 from .channels import LinearGaussianChannel, TabularChannel
@@ -82,23 +86,74 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False)
 
 
-class _TabularNets(nn.Module):
-    """Source logits h(s) → [X], planner logits g(s, s_K) → [X], and ψ(s), X = |A|^K."""
+def _observe_all(observe, num_states: int, device, encoder: str) -> torch.Tensor:
+    """``observe`` on every state index → float32 ``[S, ...]`` on ``device``, checked."""
+    with torch.no_grad():
+        obs = torch.as_tensor(observe(torch.arange(num_states, device=device)), dtype=torch.float32, device=device)
+    if obs.dim() < 2 or obs.shape[0] != num_states:
+        raise ValueError(f"observe must map state indices [N] to observations [N, ...]; on all {num_states} "
+                         f"states it returned shape {tuple(obs.shape)}")
+    if encoder == "conv" and obs.dim() != 4:
+        raise ValueError(f"encoder='conv' needs image observations [N, C, H, W], got {tuple(obs.shape)}")
+    if not torch.isfinite(obs).all():
+        raise ValueError("observe returned NaN or inf entries")
+    return obs
 
-    def __init__(self, num_states: int, num_inputs: int, hidden: int):
+
+class _TabularNets(nn.Module):
+    """Source logits h(s) → [X], planner logits g(s, s_K) → [X], and ψ(s), X = |A|^K.
+
+    The networks see state s through its input x_s (:meth:`onehot`): the one-hot vector of s, or,
+    given ``observations [S, ...]`` (one per state, computed once), the observation of s, flattened
+    into the MLPs (``encoder="mlp"``) or encoded by a
+    :class:`~pprl.models.encoders.ConvEncoder` of ``features`` outputs (``encoder="conv"``). The
+    conv path has two encoders: φ_ω, shared by the source and ψ, and φ_q, the planner's, applied
+    to both s and s_K (g = MLP([φ_q(x_s), φ_q(x_{s_K})])). Source and ψ share one because one loss
+    fits them jointly (log ω + ψ ≈ log q); q has its own because q and ω are trained in
+    alternation by different losses and optimisers, and a shared encoder would let each step move
+    the other's function (the source step's regression target log q must stay fixed). φ_q runs on
+    the S observations once per call and its features are indexed by s and s_K: the same values
+    as encoding every draw's image, at the cost of S images instead of one per draw.
+    """
+
+    def __init__(self, num_states: int, num_inputs: int, hidden: int, observations: torch.Tensor | None = None,
+                 encoder: str = "mlp", features: int = 64):
         super().__init__()
-        self.S = num_states
-        self.source = _mlp(num_states, hidden, num_inputs)
-        self.planner = _mlp(2 * num_states, hidden, num_inputs)
-        self.psi = _mlp(num_states, hidden, 1)
+        self.S, self.conv = num_states, encoder == "conv"
+        self.register_buffer("observations", observations, persistent=False)
+        if self.conv:
+            source_encoder, self.planner_encoder = (ConvEncoder(observations.shape[1:], features) for _ in range(2))
+            self.source = nn.Sequential(source_encoder, _mlp(features, hidden, num_inputs))
+            self.planner = _mlp(2 * features, hidden, num_inputs)
+            self.psi = nn.Sequential(source_encoder, _mlp(features, hidden, 1))
+            return
+        n_in = num_states if observations is None else observations[0].numel()
+        self.source = _mlp(n_in, hidden, num_inputs)
+        self.planner = _mlp(2 * n_in, hidden, num_inputs)
+        self.psi = _mlp(n_in, hidden, 1)
 
     def onehot(self, s: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(s, self.S).to(self.source[0].weight.dtype)
+        """The networks' input for states s ``[...]``: one-hot ``[..., S]``, or the observation
+        (flattened for ``encoder="mlp"``)."""
+        if self.observations is None:
+            return F.one_hot(s, self.S).to(self.source[0].weight.dtype)
+        x = self.observations[s]
+        return x if self.conv else x.flatten(s.dim())
+
+    def source_parameters(self) -> list[nn.Parameter]:
+        """The source's and ψ's parameters, each once (they share φ_ω)."""
+        return list(dict.fromkeys([*self.source.parameters(), *self.psi.parameters()]))
+
+    def planner_parameters(self) -> list[nn.Parameter]:
+        return [*(self.planner_encoder.parameters() if self.conv else ()), *self.planner.parameters()]
 
     def source_logp(self, s):  # [B] → [B, X]
         return torch.log_softmax(self.source(self.onehot(s)), -1)
 
     def planner_logp(self, s, s_K):  # [...], [...] → [..., X]
+        if self.conv:
+            phi = self.planner_encoder(self.observations)  # [S, features]
+            return torch.log_softmax(self.planner(torch.cat([phi[s], phi[s_K]], -1)), -1)
         return torch.log_softmax(self.planner(torch.cat([self.onehot(s), self.onehot(s_K)], -1)), -1)
 
 
@@ -138,15 +193,28 @@ class Empowerment:
     ``source_update``: ``"psi"`` (the paper's ψ(s) regression, β = 1; tabular only) or ``"ascent"``
     (gradient ascent of the bound); ``None`` picks ``"psi"`` for tabular channels, ``"ascent"``
     otherwise. ``explore``: ε of the ψ regression's behaviour distribution. ``trace`` holds the training bound (mean over the step's batch, nats) per step.
+    ``observe`` (tabular channels): a callable mapping state indices (LongTensor ``[N]``) to
+    observations ``[N, ...]`` (for a :class:`GridWorld`, ``grid.render``: images ``[N, 1, H, W]``);
+    it is called once on all states. ``encoder``: ``"mlp"`` (the networks take the one-hot state,
+    or the flattened observation) or ``"conv"`` (a convolutional encoder of image observations
+    ``[N, C, H, W]``; needs ``observe``). See :class:`_TabularNets` for which networks share it.
+    ``lr``: Adam's step size (annealed by :meth:`fit`); None gives 1e-2, or 3e-3 with
+    ``encoder="conv"``, whose convolutional weights do not train stably with Adam steps of 1e-2.
     """
 
-    def __init__(self, channel, horizon: int = 1, *, hidden: int = 128, lr: float = 1e-2,
+    def __init__(self, channel, horizon: int = 1, *, hidden: int = 128, lr: float | None = None,
+                 observe=None, encoder: str = "mlp",
                  power: float | None = None, source_update: str | None = None, explore: float = 0.5,
                  seed: int = 0, device="cpu"):
         if int(horizon) < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if encoder not in ("mlp", "conv"):
+            raise ValueError(f"encoder must be 'mlp' or 'conv', got {encoder!r}")
+        if (observe is not None or encoder != "mlp") and not isinstance(channel, TabularChannel):
+            raise ValueError(f"observe and encoder='conv' apply to tabular channels (states are indices), "
+                             f"got a {type(channel).__name__}")
         self.channel, self.horizon, self.seed = channel, int(horizon), int(seed)
-        self.device, self.lr = torch.device(device), float(lr)
+        self.device, self.lr = torch.device(device), float(lr if lr is not None else 3e-3 if encoder == "conv" else 1e-2)
         if isinstance(channel, TabularChannel):
             self.kind = "tabular"
             source_update = "psi" if source_update is None else source_update
@@ -154,10 +222,15 @@ class Empowerment:
                 raise ValueError(f"source_update must be 'psi' or 'ascent', got {source_update!r}")
             self.kernel = channel.compose(self.horizon).to(self.device)  # [S, X, S]
             self.num_inputs = self.kernel.shape[1]
+            observations = None if observe is None else _observe_all(observe, channel.num_states, self.device, encoder)
+            if encoder == "conv" and observations is None:
+                raise ValueError("encoder='conv' needs observe= (state indices → images [N, C, H, W]), "
+                                 "e.g. observe=grid.render for a GridWorld")
             with seeded(self.seed):
-                self.nets = _TabularNets(channel.num_states, self.num_inputs, int(hidden)).to(self.device)
-            self.q_opt = torch.optim.Adam(self.nets.planner.parameters(), lr=self.lr)
-            self.source_opt = torch.optim.Adam([*self.nets.source.parameters(), *self.nets.psi.parameters()], lr=self.lr)
+                self.nets = _TabularNets(channel.num_states, self.num_inputs, int(hidden), observations,
+                                         encoder).to(self.device)
+            self.q_opt = torch.optim.Adam(self.nets.planner_parameters(), lr=self.lr)
+            self.source_opt = torch.optim.Adam(self.nets.source_parameters(), lr=self.lr)
         elif isinstance(channel, LinearGaussianChannel):
             self.kind = "gaussian"
             source_update = "ascent" if source_update is None else source_update

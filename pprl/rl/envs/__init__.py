@@ -15,7 +15,8 @@ pprl/SparseHalfCheetah-v0   1 per step with torso x > 5                         
 Every step's ``info["is_success"]`` says whether the sparse condition held on that step.
 
 Besides them (``GRID_ENV_IDS``): ``pprl/GridRoom-v0``, a walled gridworld with reward 0 and a
-100-step horizon, where empowerment is the only drive (:mod:`pprl.rl.envs.grid_room`).
+100-step horizon, where empowerment is the only drive (:mod:`pprl.rl.envs.grid_room`), and
+``pprl/GridRoomPixels-v0``, the same room observed as images (:mod:`pprl.rl.envs.pixels`).
 """
 import gymnasium as gym
 
@@ -29,6 +30,7 @@ _SPECS = {
 ENV_IDS = tuple(_SPECS)
 _GRID_SPECS = {
     "pprl/GridRoom-v0": ("pprl.rl.envs.grid_room:GridRoomEnv", 100),
+    "pprl/GridRoomPixels-v0": ("pprl.rl.envs.pixels:make_grid_room_pixels", 100),
 }
 GRID_ENV_IDS = tuple(_GRID_SPECS)
 

@@ -1,0 +1,44 @@
+"""A convolutional encoder of small images into a feature vector (the pixel front end of
+Mohamed & Rezende 2015's empowerment networks, which see the agent's surroundings as an image)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class ConvEncoder(nn.Module):
+    """Images ``[..., C, H, W]`` → features ``[..., features]``.
+
+    Architecture: conv 3×3 (C → 16, stride 1, padding 1), ReLU; conv 4×4 (16 → 32, stride 2,
+    padding 1), ReLU; conv 4×4 (32 → 32, stride 2, padding 1), ReLU; flatten; linear
+    (32·⌊H/4⌋·⌊W/4⌋ → ``features``), ReLU. The first layer keeps full resolution, so a one-pixel
+    feature still reaches the strided layers; the final linear layer sees every position, so the
+    features can say *where* something is (a gridworld agent's cell), which a pooled encoder
+    could not. Needs H, W ≥ 4.
+    """
+
+    def __init__(self, in_shape: Sequence[int], features: int = 64):
+        super().__init__()
+        if len(in_shape) != 3 or min(in_shape) < 1:
+            raise ValueError(f"in_shape must be (C, H, W) with positive sizes, got {tuple(in_shape)}")
+        C, H, W = (int(n) for n in in_shape)
+        if H < 4 or W < 4:
+            raise ValueError(f"images must be at least 4×4, got {H}×{W}")
+        if int(features) < 1:
+            raise ValueError(f"features must be >= 1, got {features}")
+        self.in_shape, self.features = (C, H, W), int(features)
+        self.convs = nn.Sequential(
+            nn.Conv2d(C, 16, 3, stride=1, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(32 * (H // 4) * (W // 4), self.features), nn.ReLU())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if tuple(images.shape[-3:]) != self.in_shape:
+            raise ValueError(f"expected images [..., {', '.join(map(str, self.in_shape))}], got {tuple(images.shape)}")
+        batch = images.shape[:-3]
+        out = self.head(self.convs(images.reshape(-1, *self.in_shape)))
+        return out.reshape(*batch, self.features)
