@@ -46,7 +46,7 @@ def test_unknown_names_list_the_shipped_ones():
         as_model_spec("bnn_dynamcis")
     with pytest.raises(SpecError, match="allowed families: mean_field"):
         as_inference_spec("mean-field")
-    with pytest.raises(SpecError, match="bundled: ppo_mountaincar, ppo_swingup, vime_halfcheetah"):
+    with pytest.raises(SpecError, match="bundled: pendulum_empowerment, ppo_mountaincar, ppo_swingup, vime_halfcheetah"):
         load_experiment("vime_mountain_car")
     with pytest.raises(ValueError, match="allowed: models, inference, examples"):
         bundled("datasets")

@@ -86,7 +86,6 @@ class GridWorld(TabularChannel):
         return torch.from_numpy(render_grid(self.layout, rc, cell_size)).to(s.device)
 
 
-
 class LinearGaussianChannel:
     """s' = A s + B a + ε, ε ~ N(0, σ² I): the K-step map from a_{1:K} is linear in the actions,
     G_K = [A^{K−1}B, …, AB, B], so its empowerment under E‖a_{1:K}‖² ≤ P does not depend on s."""
@@ -115,6 +114,25 @@ class LinearGaussianChannel:
             cov = cov + Ak @ Ak.T
             Ak = self.A @ Ak
         return self.noise_std ** 2 * cov
+
+    @property
+    def obs_dim(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def act_dim(self) -> int:
+        return self.B.shape[1]
+
+    def noise_shape(self, horizon: int) -> tuple[int, int]:
+        """(draws, size) of the standard-normal noise of one K-step rollout: one per step."""
+        return horizon, self.A.shape[0]
+
+    def rollout(self, s: torch.Tensor, a: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """K steps for ``s [N, n]``, ``a [N, K, m]`` and standard-normal ``noise [N, K, n]``, the
+        continuous-channel interface of :mod:`pprl.empowerment.continuous`."""
+        for k in range(a.shape[1]):
+            s = s @ self.A.T.to(s) + a[:, k] @ self.B.T.to(a) + self.noise_std * noise[:, k]
+        return s
 
     def sample(self, s: torch.Tensor, a: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One step for batches ``s [N, n]``, ``a [N, m]``."""

@@ -69,6 +69,7 @@ from ..models.encoders import ConvEncoder
 from ..rng import seeded
 from ..threads import uses_threads
 from .channels import LinearGaussianChannel, TabularChannel
+from .continuous import ContinuousNets, continuous_batch, is_continuous_channel
 
 _EVAL_STREAM = 1_000_003  # offset of the evaluation generator's seed from the training one
 
@@ -205,7 +206,7 @@ class Empowerment:
     def __init__(self, channel, horizon: int = 1, *, hidden: int = 128, lr: float | None = None,
                  observe=None, encoder: str = "mlp",
                  power: float | None = None, source_update: str | None = None, explore: float = 0.5,
-                 seed: int = 0, device="cpu"):
+                 states=None, seed: int = 0, device="cpu"):
         if int(horizon) < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         if encoder not in ("mlp", "conv"):
@@ -244,8 +245,37 @@ class Empowerment:
                 self.nets = _GaussianNets(self.n, m * self.horizon, power).to(self.device)
             self.q_opt = torch.optim.Adam([self.nets.W, self.nets.V, self.nets.c, self.nets.planner_tril], lr=self.lr)
             self.source_opt = torch.optim.Adam([self.nets.mu, self.nets.source_tril], lr=self.lr)
+        elif is_continuous_channel(channel):
+            self.kind = "continuous"
+            source_update = "ascent" if source_update is None else source_update
+            if source_update != "ascent":
+                raise ValueError(f"a continuous channel's Gaussian source supports source_update='ascent' only, "
+                                 f"got {source_update!r}")
+            if states is None:
+                raise ValueError("a continuous channel needs states=[N, obs_dim]: the states to amortise over "
+                                 "(their mean and spread also standardise the networks' inputs)")
+            self.n = channel.obs_dim
+            pool = self._check_states(states)
+            if len(pool) < 2:
+                raise ValueError(f"states must hold at least 2 states, got {len(pool)}")
+            self.states = pool
+            with seeded(self.seed):
+                self.nets = ContinuousNets(self.n, channel.act_dim * self.horizon, int(hidden), channel.action_low,
+                                           channel.action_high, pool.mean(0), pool.std(0).clamp_min(1e-3)
+                                           ).to(self.device)
+                # the displacement's spread under the initial source, from a pilot batch
+                with torch.no_grad():
+                    g = torch.Generator(device=self.device).manual_seed(self.seed)
+                    pilot = pool[torch.randint(len(pool), (256,), generator=g, device=self.device)]
+                    _, s_K, s0, _ = continuous_batch(self.nets, channel, pilot, 16, g)
+                    self.nets.delta_std.copy_((s_K - s0).reshape(-1, self.n).std(0).clamp_min(1e-6))
+            self.q_opt = torch.optim.Adam([*self.nets.planner.parameters(), *self.nets.planner_linear.parameters()],
+                                          lr=self.lr)
+            self.source_opt = torch.optim.Adam(self.nets.source.parameters(), lr=self.lr)
         else:
-            raise TypeError(f"channel must be a TabularChannel or LinearGaussianChannel, got {type(channel).__name__}")
+            raise TypeError(f"channel must be a TabularChannel, a LinearGaussianChannel or a continuous channel "
+                            f"(rollout, action_low, action_high, noise_dim; see pprl.empowerment.continuous), "
+                            f"got {type(channel).__name__}")
         if not 0 <= explore <= 1:
             raise ValueError(f"explore must be in [0, 1], got {explore}")
         self.source_update, self.explore = source_update, float(explore)
@@ -279,12 +309,22 @@ class Empowerment:
             if B >= S:
                 return torch.arange(S, device=self.device)
             return torch.randperm(S, generator=g, device=self.device)[:B]
+        if self.kind == "continuous":  # a minibatch of the states to amortise over
+            return self.states[torch.randint(len(self.states), (B,), generator=g, device=self.device)]
         return torch.randn(B, self.n, generator=g, device=self.device)
+
+    def _check_states(self, states) -> torch.Tensor:
+        s = torch.as_tensor(states, dtype=torch.float32, device=self.device)
+        if s.dim() != 2 or s.shape[1] != self.n:
+            raise ValueError(f"states must be [N, {self.n}], got {tuple(s.shape)}")
+        if not torch.isfinite(s).all():
+            raise ValueError("states has NaN or inf entries")
+        return s
 
     # ------------------------------------------------------------------ training
     @uses_threads
     def fit(self, steps: int = 2000, *, batch_states: int | None = None, num_samples: int = 64,
-            anneal: bool = True, progress: bool = True) -> "Empowerment":
+            anneal: bool = True, progress: bool = True, states=None) -> "Empowerment":
         """Alternate one Adam step of maximum likelihood for q and one source step
         (``source_update``) on a fresh batch of ``batch_states`` states (all states of a tabular
         channel when None or larger; 64 standard-normal states for a Gaussian one when None) ×
@@ -293,6 +333,10 @@ class Empowerment:
         Appends the batch's bound to :attr:`trace`."""
         if int(steps) < 0 or int(num_samples) < 1:
             raise ValueError(f"steps must be >= 0 and num_samples >= 1, got {steps}, {num_samples}")
+        if states is not None:
+            if self.kind != "continuous":
+                raise ValueError("fit(states=...) applies to continuous channels (the states to amortise over)")
+            self.states = self._check_states(states)
         B = batch_states if batch_states is not None else (self.channel.num_states if self.kind == "tabular" else 64)
         trace = np.empty(int(steps))
         bar = _progress(int(steps), f"empowerment K={self.horizon}", progress)
@@ -343,12 +387,18 @@ class Empowerment:
         return bound
 
     def _gaussian_step(self, s, M) -> float:
-        a, s_K, s0, omega = self._gaussian_batch(s, M, self.generator)
-        log_q = self.nets.planner(s0, s_K.detach()).log_prob(a.detach())
+        """Maximum likelihood for q on detached draws, then ascent of the reparameterised bound in ω."""
+        if self.kind == "continuous":
+            a, s_K, s0, omega = continuous_batch(self.nets, self.channel, s, M, self.generator)
+            planner = self.nets.planner_log_prob
+        else:
+            a, s_K, s0, omega = self._gaussian_batch(s, M, self.generator)
+            planner = lambda s, s_K, a: self.nets.planner(s, s_K).log_prob(a)  # noqa: E731
+        log_q = planner(s0, s_K.detach(), a.detach())
         self.q_opt.zero_grad(set_to_none=True)
         (-log_q.mean()).backward()
         self.q_opt.step()
-        bound = omega.entropy() + self.nets.planner(s0, s_K).log_prob(a).mean()  # reparameterised in ω
+        bound = omega.entropy().mean() + planner(s0, s_K, a).mean()  # reparameterised in ω
         self.source_opt.zero_grad(set_to_none=True)
         (-bound).backward()
         self.source_opt.step()
@@ -383,6 +433,10 @@ class Empowerment:
                                    .gather(-1, a[:, j:j + chunk].unsqueeze(-1)).squeeze(-1)
                                    for j in range(0, M, chunk)], 1)
                 terms = log_q - logp.gather(-1, a)
+            elif self.kind == "continuous":
+                s = self._check_states(states)
+                u, s_K, s0, omega = continuous_batch(self.nets, self.channel, s, M, g)
+                terms = self.nets.planner_log_prob(s0, s_K, u) - omega.log_prob(u)
             else:
                 s = torch.as_tensor(states, dtype=torch.float32, device=self.device)
                 if s.dim() != 2 or s.shape[1] != self.n:

@@ -4,12 +4,14 @@ any auxiliary losses, each a plug-in chosen by ``type`` from its registry (``LEA
 
     name: vime_mountaincar
     env: pprl/SparseMountainCar-v0
+    extrinsic_weight: 1.0                         # optional; 0 switches the env's reward off
     learner: {type: ppo, num_envs: 8, ...}       # type defaults to ppo; PPOConfig fields
     intrinsic: {type: vime, model: ..., ...}     # type defaults to none; see pprl.rl.intrinsic
     auxiliary: [{type: ..., weight: 0.1}]         # optional; see pprl.rl.auxiliary
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,11 +31,13 @@ class ExperimentSpec:
     intrinsic: IntrinsicSpec
     auxiliary: tuple[AuxiliarySpec, ...] = ()
     env_kwargs: dict = field(default_factory=dict)
+    extrinsic_weight: float = 1.0  # the learner optimises extrinsic_weight·r + η(t)·r_int
     source: str = "<dict>"
 
     def to_dict(self) -> dict:
         """A plain mapping (model and family specs inlined) that :func:`parse_experiment` reads back."""
         return {"name": self.name, "env": self.env, "env_kwargs": dict(self.env_kwargs),
+                "extrinsic_weight": self.extrinsic_weight,
                 "learner": self.learner.to_dict(), "intrinsic": self.intrinsic.to_dict(),
                 "auxiliary": [a.to_dict() for a in self.auxiliary]}
 
@@ -65,7 +69,8 @@ def parse_auxiliary(data, src: str, base: Path | None) -> tuple[AuxiliarySpec, .
 
 def parse_experiment(data: dict, src: str = "<dict>", base: Path | None = None) -> ExperimentSpec:
     """Validate an experiment mapping; every error names the file and the field."""
-    _check_keys(data, {"name", "env", "env_kwargs", "learner", "intrinsic", "auxiliary"}, "", src)
+    _check_keys(data, {"name", "env", "env_kwargs", "extrinsic_weight", "learner", "intrinsic", "auxiliary"}, "",
+                src)
     for required in ("env", "learner"):
         if required not in data:
             raise SpecError(f"{src}: field '{required}' is required")
@@ -76,8 +81,11 @@ def parse_experiment(data: dict, src: str = "<dict>", base: Path | None = None) 
     intrinsic = parse_intrinsic(data.get("intrinsic"), src, base)
     auxiliary = parse_auxiliary(data.get("auxiliary"), src, base)
     name = _check_type(data.get("name", Path(src).stem), str, "name", src)
+    weight = _check_type(data.get("extrinsic_weight", 1.0), float, "extrinsic_weight", src)
+    if not (weight >= 0 and math.isfinite(weight)):
+        raise SpecError(f"{src}: field 'extrinsic_weight' must be a finite number >= 0, got {weight!r}")
     return ExperimentSpec(name=name, env=env, learner=learner, intrinsic=intrinsic, auxiliary=auxiliary,
-                          env_kwargs=dict(env_kwargs), source=src)
+                          env_kwargs=dict(env_kwargs), extrinsic_weight=weight, source=src)
 
 
 def load_experiment(spec: ExperimentSpec | dict | str | Path) -> ExperimentSpec:

@@ -5,7 +5,7 @@ Each iteration (Algorithm 1 of Houthooft et al. 2016, for any learner and bonus)
 
     rollout = learner.collect()                            N transitions
     r_int   = intrinsic.reward(rollout.transitions)        one vectorised call
-    learner.update(rollout, r + η(t)·r_int, auxiliary)     auxiliary terms join its loss
+    learner.update(rollout, w·r + η(t)·r_int, auxiliary)   w = extrinsic_weight; auxiliary terms join its loss
     intrinsic.update(rollout.transitions)                  e.g. replay pool + posterior refit
 
 Outputs in ``out_dir``: ``spec.yaml`` (resolved), ``metrics.csv`` (one row per iteration: the
@@ -211,7 +211,7 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
                 rollout = learner.collect()
                 r_int = intrinsic.reward(rollout.transitions).to(rollout.rewards.device).view_as(rollout.rewards)
                 eta = spec.intrinsic.eta_at(step, cfg.total_steps)
-                stats = learner.update(rollout, rollout.rewards + eta * r_int, auxiliary)
+                stats = learner.update(rollout, spec.extrinsic_weight * rollout.rewards + eta * r_int, auxiliary)
                 stats.update(intrinsic.update(rollout.transitions))
                 for ep in rollout.episodes:
                     episodes.append({"env_step": int(learner.global_step), "return": float(ep["return"]),

@@ -4,17 +4,35 @@
     intrinsic:
       type: empowerment
       eta: 1.0                 # r' = r + η(t)·E(s')
-      horizon: 3               # K: empowerment over K-step action sequences (|A|^K of them)
+      horizon: 3               # K: empowerment over K-step action sequences
+      channel: gridworld       # gridworld (default), pendulum (the known simulator) or learned
+      # channel: gridworld
       method: exact            # exact: Blahut–Arimoto; variational: a fitted pprl.Empowerment
       layout: [...]            # the gridworld's map (default: pprl/GridRoom-v0's 7×7 room)
       slip: 0.0                # its slip probability
+      # channel: pendulum or learned (continuous actions; see pprl.empowerment.continuous)
+      method: linearised       # linearised: water-filling on the tangent channel; or variational
+      noise: final             # where the channel's Gaussian noise enters: final (sensor) or step
+      action_repeat: 1         # each of the K actions held this many env steps
+      power: null              # E‖a − ā‖² of the linearised estimate (default: a uniform box, K·Σ(high−low)²/12)
+      noise_std: 0.05          # pendulum: σ on (θ, θ̇)
+      model: bnn_dynamics      # learned: the dynamics model and its family, fitted online
+      family: mean_field
+      action_low: [-2.0]       # learned: the environment's action box
+      action_high: [2.0]
+      noise_scale: 1.0         # learned: multiplies the model's noise scale
+      initial_fit_steps: 500   # learned: SVI steps of the first fit; refit_steps after each iteration
+      refit_steps: 100
+      replay_size: 100000
 
-The channel p(s_K | s, a_{1:K}) is ``GridWorld(layout, slip)``: the block declares the map the
-agent's environment (``pprl/GridRoom-v0``, observations = scaled (row, col)) runs on. A block
-whose map or slip is not the environment's is a :class:`SpecError` on the first batch that shows
-it: an observation that is no free cell of the declared map, or a transition (s, a, s') the
+Gridworld: the channel p(s_K | s, a_{1:K}) is ``GridWorld(layout, slip)``: the block declares the
+map the agent's environment (``pprl/GridRoom-v0``, observations = scaled (row, col)) runs on. A
+block whose map or slip is not the environment's is a :class:`SpecError` on the first batch that
+shows it: an observation that is no free cell of the declared map, or a transition (s, a, s') the
 declared channel gives probability 0 (the plug-in does not see ``env_kwargs``, so this is checked
 on the data; a declared slip > 0 where the env's differs cannot show itself this way).
+
+Pendulum and learned: see :class:`~pprl.rl.intrinsic.empowerment_continuous.ContinuousEmpowerment`.
 """
 from __future__ import annotations
 
@@ -27,50 +45,100 @@ import torch
 
 from ...data import Transitions
 from ...empowerment import ACTIONS, Empowerment, GridWorld, exact
-from ...spec import SpecError, _check_choice, _check_positive, _check_type
+from ...empowerment.continuous import NOISE
+from ...spec import InferenceSpec, ModelSpec, SpecError, _check_choice, _check_positive, _check_type
 from ..envs.grid_room import ROOM_7X7, obs_to_cells
+from ..registry import resolve_spec
 from .base import Health, IntrinsicSpec
 
-METHODS = ("exact", "variational")
+CHANNELS = ("gridworld", "pendulum", "learned")
+METHODS = {"gridworld": ("exact", "variational"), "pendulum": ("linearised", "variational"),
+           "learned": ("linearised", "variational")}
+_GRID = ("layout", "slip", "tol")
+_CONTINUOUS = ("noise", "action_repeat", "power")
+ONLY = {"gridworld": _GRID, "pendulum": (*_CONTINUOUS, "noise_std"),
+        "learned": (*_CONTINUOUS, "model", "family", "action_low", "action_high", "noise_scale", "theta",
+                    "initial_fit_steps", "refit_steps", "replay_size")}
 
 
 @dataclass(frozen=True)
 class EmpowermentSpec(IntrinsicSpec):
-    """The channel (``layout``, ``slip``), the horizon K and how the per-cell table is computed:
+    """The channel, the horizon K and how E(s) is computed (module docstring). Gridworld:
     ``exact`` (Blahut–Arimoto to ``tol`` nats) or ``variational`` (``pprl.Empowerment`` trained for
-    ``fit_steps`` steps, evaluated with ``num_samples`` draws per cell)."""
+    ``fit_steps`` steps, evaluated with ``num_samples`` draws per cell). Continuous channels:
+    ``linearised`` (:func:`~pprl.empowerment.continuous.linearised_empowerment`) or ``variational``
+    (``fit_steps`` estimator steps after each iteration, ``num_samples`` draws per state)."""
 
     type: ClassVar[str] = "empowerment"
     horizon: int = 3
-    method: str = "exact"
+    channel: str = "gridworld"
+    method: str | None = None           # default: exact (gridworld) or linearised (continuous)
     layout: tuple[str, ...] = ROOM_7X7
     slip: float = 0.0
     fit_steps: int = 2000
     num_samples: int = 4096
     tol: float = 1e-7
+    noise: str = "final"
+    action_repeat: int = 1
+    power: float | None = None
+    noise_std: float = 0.05
+    model: ModelSpec | None = None
+    inference: InferenceSpec | None = None
+    action_low: tuple[float, ...] | None = None
+    action_high: tuple[float, ...] | None = None
+    noise_scale: float = 1.0
+    theta: str = "mean"
+    initial_fit_steps: int = 500
+    refit_steps: int = 100
+    replay_size: int = 100_000
+
+    def __post_init__(self):
+        if self.method is None:
+            object.__setattr__(self, "method", METHODS[self.channel][0])
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
-        return ("type", "eta", "eta_schedule", "horizon", "method", "layout", "slip", "fit_steps", "num_samples",
-                "tol")
+        return ("type", "eta", "eta_schedule", "horizon", "channel", "method", "fit_steps", "num_samples",
+                *_GRID, *_CONTINUOUS, *ONLY["pendulum"][len(_CONTINUOUS):], *ONLY["learned"][len(_CONTINUOUS):])
 
     @classmethod
     def from_dict(cls, data: dict, src: str = "<dict>", base: Path | None = None) -> "EmpowermentSpec":
         out = cls._common(data, src)
-        for name in ("horizon", "fit_steps", "num_samples"):
+        channel = _check_choice(_check_type(data.get("channel", "gridworld"), str, "intrinsic.channel", src),
+                                CHANNELS, "intrinsic.channel", src)
+        out["channel"] = channel
+        for name in set(data) - set(ONLY[channel]):
+            owners = [c for c, names in ONLY.items() if name in names]
+            if owners:
+                raise SpecError(f"{src}: field 'intrinsic.{name}' applies to channel {' or '.join(owners)}, "
+                                f"not {channel!r}")
+        for name in ("horizon", "fit_steps", "num_samples", "action_repeat", "initial_fit_steps", "replay_size"):
             if name in data:
                 out[name] = _check_positive(_check_type(data[name], int, f"intrinsic.{name}", src),
                                             f"intrinsic.{name}", src)
+        if "refit_steps" in data:
+            out["refit_steps"] = _check_positive(_check_type(data["refit_steps"], int, "intrinsic.refit_steps", src),
+                                                 "intrinsic.refit_steps", src, strict=False)
         if "method" in data:
-            out["method"] = _check_choice(_check_type(data["method"], str, "intrinsic.method", src), METHODS,
+            out["method"] = _check_choice(_check_type(data["method"], str, "intrinsic.method", src), METHODS[channel],
                                           "intrinsic.method", src)
-        for name in ("slip", "tol"):
+        for name in ("slip", "tol", "noise_std", "noise_scale"):
             if name in data:
                 out[name] = _check_type(data[name], float, f"intrinsic.{name}", src)
         if "slip" in out and not 0 <= out["slip"] <= 1:
             raise SpecError(f"{src}: field 'intrinsic.slip' must be in [0, 1], got {out['slip']!r}")
-        if "tol" in out:
-            _check_positive(out["tol"], "intrinsic.tol", src)
+        for name in ("tol", "noise_std", "noise_scale"):
+            if name in out:
+                _check_positive(out[name], f"intrinsic.{name}", src)
+        if data.get("power") is not None:
+            out["power"] = _check_positive(_check_type(data["power"], float, "intrinsic.power", src), "intrinsic.power",
+                                           src)
+        if "noise" in data:
+            out["noise"] = _check_choice(_check_type(data["noise"], str, "intrinsic.noise", src), NOISE,
+                                         "intrinsic.noise", src)
+        if "theta" in data:
+            out["theta"] = _check_choice(_check_type(data["theta"], str, "intrinsic.theta", src), ("mean", "sample"),
+                                         "intrinsic.theta", src)
         if "layout" in data:
             layout = data["layout"]
             if (not isinstance(layout, (list, tuple)) or not layout or not all(isinstance(r, str) for r in layout)
@@ -78,11 +146,39 @@ class EmpowermentSpec(IntrinsicSpec):
                 raise SpecError(f"{src}: field 'intrinsic.layout' must be a list of equally long strings "
                                 f"('#' wall, '.' free) with a free cell, got {layout!r}")
             out["layout"] = tuple(layout)
+        if channel == "learned":
+            for required in ("model", "family", "action_low", "action_high"):
+                if required not in data:
+                    raise SpecError(f"{src}: field 'intrinsic.{required}' is required for channel 'learned'")
+            out["model"] = resolve_spec(data["model"], "model", "intrinsic.model", src, base)
+            out["inference"] = resolve_spec(data["family"], "inference", "intrinsic.family", src, base)
+            if out["model"].likelihood.type != "normal":
+                raise SpecError(f"{src}: field 'intrinsic.model': a learned channel needs a Gaussian likelihood, "
+                                f"the model has {out['model'].likelihood.type!r}")
+            for name in ("action_low", "action_high"):
+                value = data[name]
+                if (not isinstance(value, (list, tuple)) or not value
+                        or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in value)):
+                    raise SpecError(f"{src}: field 'intrinsic.{name}' must be a list of finite numbers, got {value!r}")
+                out[name] = tuple(float(v) for v in value)
+            if (len(out["action_low"]) != len(out["action_high"])
+                    or not all(lo < hi for lo, hi in zip(out["action_low"], out["action_high"]))):
+                raise SpecError(f"{src}: fields 'intrinsic.action_low'/'action_high' must have equal lengths and "
+                                f"low < high, got {out['action_low']} and {out['action_high']}")
         return cls(**out)
 
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "horizon": self.horizon, "method": self.method, "layout": list(self.layout),
-                "slip": self.slip, "fit_steps": self.fit_steps, "num_samples": self.num_samples, "tol": self.tol}
+        out = {**super().to_dict(), "horizon": self.horizon, "channel": self.channel, "method": self.method,
+               "fit_steps": self.fit_steps, "num_samples": self.num_samples}
+        if self.channel == "gridworld":
+            return {**out, "layout": list(self.layout), "slip": self.slip, "tol": self.tol}
+        out.update(noise=self.noise, action_repeat=self.action_repeat, power=self.power)
+        if self.channel == "pendulum":
+            return {**out, "noise_std": self.noise_std}
+        return {**out, "model": self.model.to_dict(), "family": self.inference.to_dict(),
+                "action_low": list(self.action_low), "action_high": list(self.action_high),
+                "noise_scale": self.noise_scale, "theta": self.theta, "initial_fit_steps": self.initial_fit_steps,
+                "refit_steps": self.refit_steps, "replay_size": self.replay_size}
 
 
 class EmpowermentReward:
@@ -98,6 +194,12 @@ class EmpowermentReward:
 
     spec_class = EmpowermentSpec
     health = {"empowerment": Health("mean empowerment of s' (nats)", "emp")}
+
+    def __new__(cls, spec: EmpowermentSpec, *args, **kwargs):
+        if cls is EmpowermentReward and spec.channel != "gridworld":  # continuous channels: their own class
+            from .empowerment_continuous import ContinuousEmpowerment
+            return ContinuousEmpowerment(spec, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, spec: EmpowermentSpec, obs_dim: int = 2, act_dim: int = len(ACTIONS), *, seed: int = 0,
                  device="cpu"):

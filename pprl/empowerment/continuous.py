@@ -1,0 +1,303 @@
+"""Continuous channels with box-bounded actions: p(s_K | s, a_{1:K}) by rolling a differentiable
+simulator forward K steps, and the amortised Gaussian source and planner that
+:class:`pprl.Empowerment` fits on them.
+
+A continuous channel is any object with ``obs_dim``, ``act_dim``, ``action_low`` and
+``action_high`` (``[act_dim]`` tensors), ``noise_shape(K)`` and
+
+    rollout(s [N, n], a [N, K, m], noise [N, *noise_shape(K)]) -> s_K [N, n]
+
+differentiable in ``a``: the noise is an explicit standard-normal input, so a rollout is
+reparameterised and the bound's gradient flows through the channel. Two are built here:
+
+* :class:`PendulumChannel`: gymnasium's ``Pendulum-v1`` dynamics in torch (the known simulator),
+  with Gaussian noise on (θ, θ̇) so that the capacity is finite.
+* :class:`PosteriorChannel`: any fitted dynamics :class:`~pprl.inference.posterior.Posterior`
+  (a learned channel): s' = to_next_obs(s, f(x; θ) + σ_noise ⊙ ε) with θ = E_q[θ] (``theta="mean"``:
+  the predictive mean and the learned noise) or θ ~ q drawn per rollout (``theta="sample"``: the
+  model's uncertainty adds to the channel's noise, so empowerment falls where the model is unsure).
+
+Source and planner for these channels (:class:`ContinuousNets`): the source draws an unbounded
+u ~ ω(u | s) = N(μ(s), L(s)L(s)ᵀ) and acts a = low + (high − low)(tanh u + 1)/2; the planner is
+q(a | s, s_K) = N(m(s, s_K), C(s, s_K)C(s, s_K)ᵀ) over the action, read in u by the change of
+variables (:meth:`ContinuousNets.planner_log_prob`); μ, L, m, C are MLPs (m plus a linear term), on states standardised by
+the amortisation set's mean and spread and, for the planner, on the displacement s_K − s
+standardised by its spread in a pilot batch (what q must read is the displacement, often small
+beside the spread of s itself).
+Because u ↦ a is invertible, I(a; s_K | s) = I(u; s_K | s), so the Barber–Agakov bound in u,
+H(ω(·|s)) + E[log q(u | s, s_K)], is a lower bound on the box-constrained capacity.
+"""
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as pdist
+import torch
+from torch import nn
+
+
+def _box(low, high, act_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    low = torch.as_tensor(low, dtype=torch.float32).reshape(-1).expand(act_dim).clone()
+    high = torch.as_tensor(high, dtype=torch.float32).reshape(-1).expand(act_dim).clone()
+    if not (torch.isfinite(low).all() and torch.isfinite(high).all() and (high > low).all()):
+        raise ValueError(f"the action box must be finite with high > low, got low={low.tolist()}, high={high.tolist()}")
+    return low, high
+
+
+NOISE = ("final", "step")
+
+
+def _check_common(noise: str, action_repeat: int) -> int:
+    if noise not in NOISE:
+        raise ValueError(f"noise must be one of {', '.join(NOISE)}, got {noise!r}")
+    if int(action_repeat) < 1:
+        raise ValueError(f"action_repeat must be >= 1, got {action_repeat}")
+    return int(action_repeat)
+
+
+class PendulumChannel:
+    """gymnasium ``Pendulum-v1`` as a channel: observation s = (cos θ, sin θ, θ̇), θ = 0 upright,
+    torque u ∈ [−2, 2], each of the K actions held for ``action_repeat`` simulator steps
+    (gymnasium's equations, g = 10, m = l = 1, dt = 0.05):
+
+        θ̇' = clip(θ̇ + (3g/(2l) sin θ + 3/(m l²) u) dt, −8, 8),   θ' = θ + θ̇' dt,
+
+    plus Gaussian noise σ = ``noise_std`` > 0 on (θ, θ̇): with ``noise="final"`` once, on the state
+    reached (sensor noise); with ``noise="step"`` after every simulator step (process noise). A
+    deterministic channel with continuous inputs has unbounded capacity, so σ sets the scale.
+    Which noise matters: process noise is stretched by the same dynamics that stretch the
+    actions' effect, so near a linearisation the unstable upright position gains little over the
+    bottom; sensor noise is not, and the upright position, where the instability spreads the
+    reachable states furthest, is the most empowered (Jung, Polani & Stone 2011)."""
+
+    obs_dim, act_dim = 3, 1
+
+    def __init__(self, noise_std: float = 0.05, noise: str = "final", action_repeat: int = 1, g: float = 10.0,
+                 dt: float = 0.05, max_speed: float = 8.0, max_torque: float = 2.0):
+        if not noise_std > 0:
+            raise ValueError(f"noise_std must be > 0 (a deterministic continuous channel has infinite capacity), "
+                             f"got {noise_std}")
+        self.repeat = _check_common(noise, action_repeat)
+        self.noise_std, self.noise, self.g, self.dt, self.max_speed = float(noise_std), noise, float(g), float(dt), \
+            float(max_speed)
+        self.action_low, self.action_high = _box(-max_torque, max_torque, 1)
+
+    def noise_shape(self, horizon: int) -> tuple[int, int]:
+        """(draws, size) of the standard-normal noise one rollout of ``horizon`` actions takes."""
+        return (1 if self.noise == "final" else horizon * self.repeat), 2
+
+    def rollout(self, s: torch.Tensor, a: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """s_K for ``s [N, 3]``, ``a [N, K, 1]``, ``noise [N, *noise_shape(K)]``."""
+        th, thdot = torch.atan2(s[:, 1], s[:, 0]), s[:, 2]
+        u = torch.maximum(torch.minimum(a[..., 0], self.action_high.to(a)), self.action_low.to(a))
+        j = 0
+        for k in range(a.shape[1]):
+            for _ in range(self.repeat):
+                thdot = (thdot + (1.5 * self.g * torch.sin(th) + 3.0 * u[:, k]) * self.dt).clamp(-self.max_speed,
+                                                                                                 self.max_speed)
+                th = th + thdot * self.dt
+                if self.noise == "step":
+                    th, thdot, j = th + self.noise_std * noise[:, j, 0], thdot + self.noise_std * noise[:, j, 1], j + 1
+        if self.noise == "final":
+            th, thdot = th + self.noise_std * noise[:, 0, 0], thdot + self.noise_std * noise[:, 0, 1]
+        return torch.stack([torch.cos(th), torch.sin(th), thdot], -1)
+
+
+class PosteriorChannel:
+    """A learned channel: K actions, each held ``action_repeat`` steps, through a fitted dynamics
+    :class:`~pprl.inference.posterior.Posterior`.
+
+    One step: x = inputs(s, a), y = f(x; θ), s' = to_next_obs(s, y + σ ⊙ ε) with σ the model's
+    Gaussian noise scale (in its normalised target units) times ``noise_scale``; with
+    ``noise="final"`` (default) ε enters at the last step only and the earlier steps follow the
+    mean, with ``noise="step"`` at every step (see :class:`PendulumChannel` for why it matters).
+    ``theta="mean"`` uses θ = E_q[θ] for every rollout; ``theta="sample"`` draws ``num_thetas``
+    θ ~ q per call (seeded by ``seed`` plus a call counter, so runs repeat) and gives rollout i the
+    draw i mod ``num_thetas`` for all steps: the model's uncertainty then adds to the channel's
+    noise, and empowerment falls where the model is unsure. ``action_low``/``action_high`` bound
+    the actions (the environment's action box). Assign :attr:`posterior` to follow a refitted
+    posterior."""
+
+    def __init__(self, posterior, action_low, action_high, *, theta: str = "mean", num_thetas: int = 8,
+                 noise: str = "final", noise_scale: float = 1.0, action_repeat: int = 1, seed: int = 0):
+        if theta not in ("mean", "sample"):
+            raise ValueError(f"theta must be 'mean' or 'sample', got {theta!r}")
+        model = posterior.model
+        if model.spec.likelihood.type != "normal":
+            raise ValueError(f"a PosteriorChannel needs a Gaussian likelihood, the model has "
+                             f"{model.spec.likelihood.type!r}")
+        if int(num_thetas) < 1 or not noise_scale > 0:
+            raise ValueError(f"num_thetas must be >= 1 and noise_scale > 0, got {num_thetas}, {noise_scale}")
+        self.repeat = _check_common(noise, action_repeat)
+        self.theta, self.num_thetas, self.seed = theta, int(num_thetas), int(seed)
+        self.posterior = posterior
+        self.noise, self.noise_scale = noise, float(noise_scale)
+        self.obs_dim, self.act_dim = model.obs_dim, model.act_dim
+        self.action_low, self.action_high = _box(action_low, action_high, self.act_dim)
+        self.calls = 0
+
+    @property
+    def posterior(self):
+        return self._posterior
+
+    @posterior.setter
+    def posterior(self, posterior) -> None:
+        self._posterior, self._mean = posterior, None  # E_q[θ] is recomputed for a new posterior
+
+    def noise_shape(self, horizon: int) -> tuple[int, int]:
+        return (1 if self.noise == "final" else horizon * self.repeat), self.obs_dim
+
+    def _thetas(self) -> torch.Tensor:
+        if self.theta == "mean":
+            if self._mean is None:
+                self._mean = self.posterior.mean_theta().unsqueeze(0)
+            return self._mean
+        self.calls += 1
+        return self.posterior.sample_theta(self.num_thetas, seed=self.seed + self.calls).detach()
+
+    def rollout(self, s: torch.Tensor, a: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """s_K for ``s [N, n]``, ``a [N, K, m]``, ``noise [N, *noise_shape(K)]``."""
+        model = self.posterior.model
+        theta = self._thetas().to(s)  # [T, D]
+        T, N = theta.shape[0], s.shape[0]
+        rows = torch.arange(N, device=s.device)
+        scale = self.noise_scale * model.noise_scale.detach().to(s)
+        steps = a.shape[1] * self.repeat
+        for j in range(steps):
+            f = self.posterior.predictive_mean(theta, model.inputs(s, a[:, j // self.repeat]))  # [T, N, n]
+            f = f[0] if T == 1 else f[rows % T, rows]  # rollout i uses θ_{i mod T}
+            if self.noise == "step":
+                f = f + scale * noise[:, j]
+            elif j == steps - 1:
+                f = f + scale * noise[:, 0]
+            s = model.to_next_obs(s, f)
+        return s
+
+
+def is_continuous_channel(channel) -> bool:
+    return all(hasattr(channel, name) for name in ("rollout", "action_low", "action_high", "noise_shape"))
+
+
+def _tril(raw: torch.Tensor, d: int) -> torch.Tensor:
+    """[..., d(d+1)/2] → lower-triangular [..., d, d] with a positive diagonal (softplus + 1e-4)."""
+    rows, cols = torch.tril_indices(d, d, device=raw.device)
+    L = raw.new_zeros(*raw.shape[:-1], d, d)
+    L[..., rows, cols] = raw
+    diag = nn.functional.softplus(L.diagonal(dim1=-2, dim2=-1)) + 1e-4
+    return L.tril(-1) + torch.diag_embed(diag)
+
+
+class ContinuousNets(nn.Module):
+    """Source ω(u | s) = N(μ(s), LLᵀ) over u ∈ R^d, d = K·m, and planner q(a | s, s_K) = N(m, CCᵀ),
+    as MLPs on states standardised by (``state_mean``, ``state_std``) and displacements s_K − s by
+    ``delta_std``; actions a = box(tanh u)."""
+
+    def __init__(self, obs_dim: int, d: int, hidden: int, low: torch.Tensor, high: torch.Tensor,
+                 state_mean: torch.Tensor, state_std: torch.Tensor, delta_std: torch.Tensor | None = None):
+        super().__init__()
+        self.d, self.t = d, d * (d + 1) // 2
+        self.source = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+                                    nn.Linear(hidden, d + self.t))
+        self.planner = nn.Sequential(nn.Linear(2 * obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden),
+                                     nn.Tanh(), nn.Linear(hidden, d + self.t))
+        self.planner_linear = nn.Linear(2 * obs_dim, d, bias=False)  # a linear path for q's mean
+        for layer in (self.source[-1], self.planner[-1], self.planner_linear):  # start broad and uninformed
+            nn.init.zeros_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        self.register_buffer("low", low.float().clone())
+        self.register_buffer("high", high.float().clone())
+        self.register_buffer("state_mean", state_mean.float().clone())
+        self.register_buffer("state_std", state_std.float().clone())
+        self.register_buffer("delta_std", (state_std if delta_std is None else delta_std).float().clone())
+
+    def _std(self, s):
+        return (s - self.state_mean) / self.state_std
+
+    def _gaussian(self, out) -> pdist.MultivariateNormal:
+        return pdist.MultivariateNormal(out[..., :self.d], scale_tril=_tril(out[..., self.d:], self.d))
+
+    def source_dist(self, s) -> pdist.MultivariateNormal:  # [B, n] → batch [B], event [d]
+        return self._gaussian(self.source(self._std(s)))
+
+    def planner_dist(self, s, s_K) -> pdist.MultivariateNormal:  # q(a | s, s_K): [..., n] each → batch [...], event [d]
+        z = torch.cat([self._std(s), (s_K - s) / self.delta_std], -1)
+        out = self.planner(z)
+        return self._gaussian(torch.cat([out[..., :self.d] + self.planner_linear(z), out[..., self.d:]], -1))
+
+    def planner_log_prob(self, s, s_K, u) -> torch.Tensor:
+        """log q(u | s, s_K) = log N(a; m, CCᵀ) + log|da/du|: the planner is a Gaussian over the
+        action a = box(tanh u), whose posterior is sharp where the channel is precise, pulled back
+        to u by the change of variables (log|da/du| = Σ log((high − low)/2 · (1 − tanh² u)))."""
+        a = self.action(u).flatten(-2)
+        half = ((self.high - self.low) / 2).repeat(self.d // self.low.shape[0])
+        log_jac = (half.log() + 2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)
+        return self.planner_dist(s, s_K).log_prob(a) + log_jac
+
+    def action(self, u: torch.Tensor) -> torch.Tensor:
+        """u [..., d] → a [..., K, m] in the box."""
+        m = self.low.shape[0]
+        u = u.reshape(*u.shape[:-1], -1, m)
+        return self.low + (self.high - self.low) * (torch.tanh(u) + 1) / 2
+
+
+def continuous_batch(nets: ContinuousNets, channel, s: torch.Tensor, M: int, g: torch.Generator):
+    """u ~ ω(·|s) (reparameterised) and s_K from the channel's rollout, M per state:
+    ``[B, n]`` → u ``[B, M, d]``, s_K ``[B, M, n]``, s0 ``[B, M, n]``, ω (batch ``[B, 1]``)."""
+    B, n = s.shape
+    omega = nets.source_dist(s.unsqueeze(1))  # batch [B, 1]
+    eps = torch.randn(B, M, nets.d, generator=g, device=s.device, dtype=s.dtype)
+    u = omega.loc + (omega.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+    a = nets.action(u).reshape(B * M, -1, nets.low.shape[0])
+    noise = torch.randn(B * M, *channel.noise_shape(a.shape[1]), generator=g, device=s.device, dtype=s.dtype)
+    s0 = s.unsqueeze(1).expand(B, M, n)
+    s_K = channel.rollout(s0.reshape(B * M, n), a, noise).reshape(B, M, n)
+    return u, s_K, s0, omega
+
+
+
+def linearised_empowerment(channel, states: torch.Tensor, horizon: int, power: float,
+                           chunk_size: int = 1024) -> torch.Tensor:
+    """The fast closed-form estimate: each state's K-step channel linearised at the middle of the
+    action box (a = 0 for an unbounded one) and the noise at 0,
+
+        s_K ≈ F(s, ā, 0) + J_a (a − ā) + J_ε ε,   J_a = ∂s_K/∂a_{1:K},  J_ε = ∂s_K/∂ε,
+
+    a linear-Gaussian channel with noise covariance Σ = J_ε J_εᵀ, whose capacity under
+    E‖a − ā‖² ≤ ``power`` is water-filling over the singular values of Σ^{-1/2} J_a (Salge et al.
+    2013; Zhao et al. 2021 fit J_a directly). Exact for a linear-Gaussian channel; for a nonlinear
+    one it is the capacity of the tangent channel, not a bound on the true capacity, and it ignores
+    the action box beyond the power it is given (a uniform box has E‖a − ā‖² = Σ (high − low)²/12
+    per step). Batched over ``states [N, n]`` with ``torch.func`` (``chunk_size`` states at a time)
+    → ``[N]`` nats."""
+    from torch.func import jacrev, vmap
+
+    from .exact import water_filling_batched
+
+    if getattr(channel, "theta", "mean") != "mean":
+        raise ValueError("linearised_empowerment needs a channel with fixed dynamics (PosteriorChannel(theta='mean'))")
+
+    s = torch.as_tensor(states, dtype=torch.float64)
+    if s.dim() != 2 or s.shape[1] != channel.obs_dim:
+        raise ValueError(f"states must be [N, {channel.obs_dim}], got {tuple(s.shape)}")
+    if int(horizon) < 1 or not power > 0:
+        raise ValueError(f"horizon must be >= 1 and power > 0, got {horizon}, {power}")
+    K, m = int(horizon), channel.act_dim
+    low, high = getattr(channel, "action_low", None), getattr(channel, "action_high", None)
+    mid = torch.zeros(m, dtype=torch.float64) if low is None else ((low + high) / 2).double()
+    a0 = mid.expand(K, m).to(s.device)
+    e0 = torch.zeros(channel.noise_shape(K), dtype=torch.float64, device=s.device)
+
+    def one(x, a, e):
+        return channel.rollout(x[None], a[None], e[None])[0]
+
+    jac = vmap(jacrev(one, argnums=(1, 2)), in_dims=(0, None, None))
+    out = []
+    for start in range(0, len(s), chunk_size):
+        Ja, Je = jac(s[start:start + chunk_size], a0, e0)
+        n = Ja.shape[1]
+        Ja, Je = Ja.reshape(-1, n, K * m), Je.reshape(-1, n, e0.numel())
+        cov = Je @ Je.transpose(-1, -2) + 1e-12 * torch.eye(n, dtype=s.dtype, device=s.device)
+        white = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), Ja, upper=False)
+        out.append(water_filling_batched(torch.linalg.svdvals(white), 1.0, power)[0])
+    return torch.cat(out).float()
