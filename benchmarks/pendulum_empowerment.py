@@ -1,12 +1,13 @@
 """Empowerment alone on Pendulum-v1 (issue 14, item 4): does an agent paid only E(s') of a channel
 it learns online swing the pendulum up and hold it there?
 
-    python benchmarks/pendulum_empowerment.py --seeds 0 1 2 --steps 150000 --jobs 2 -o bench_out/pendulum_emp
+    python benchmarks/pendulum_empowerment.py --seeds 0 1 2 --steps 400000 --jobs 2 -o bench_out/pendulum_emp
 
-Two methods, same learner, same budget, the env's reward switched off for both
-(``extrinsic_weight: 0``): ``empowerment`` (examples/pendulum_empowerment.yaml) and ``no_reward``
-(the same spec with no intrinsic reward: PPO on a zero reward, the behaviour the policy's
-initialisation and entropy give). Each trained policy then runs 10 deterministic evaluation
+Three methods, same learner, same budget, the env's reward switched off for all
+(``extrinsic_weight: 0``): ``learned`` (examples/pendulum_empowerment.yaml: empowerment of a
+channel learned online), ``known`` (the same with ``channel: pendulum``, the simulator's own
+equations with the same sensor noise) and ``no_reward`` (no intrinsic reward: PPO on a zero
+reward, the behaviour the policy's initialisation and entropy give). Each trained policy then runs 10 deterministic evaluation
 episodes (200 steps, random starts); reported per seed: the fraction of the last 100 steps with
 |θ| < 0.3 rad (upright), the mean cos θ over those steps, and the pendulum's own return
 (−Σ θ² + 0.1 θ̇² + 0.001 u², higher = more upright). Aggregates: the IQM over seeds with a
@@ -24,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-METHODS = ("empowerment", "no_reward")
+METHODS = ("learned", "known", "no_reward")
 UPRIGHT = 0.3  # rad
 
 
@@ -34,6 +35,11 @@ def spec(method: str) -> dict:
     data = yaml.safe_load((ROOT / "examples" / "pendulum_empowerment.yaml").read_text())
     if method == "no_reward":
         data["intrinsic"], data["name"] = {"type": "none"}, "pendulum_no_reward"
+    elif method == "known":
+        block = data["intrinsic"]
+        for name in ("model", "family", "action_low", "action_high", "initial_fit_steps", "refit_steps"):
+            block.pop(name, None)
+        block["channel"], block["noise_std"], data["name"] = "pendulum", 0.05, "pendulum_empowerment_known"
     return data
 
 
@@ -85,20 +91,24 @@ def evaluate(run_dir: Path) -> dict:
 
 
 def landscape(run_dir: Path, n: int = 61):
-    """The learned channel's linearised empowerment on a (θ, θ̇) grid, from the run's checkpoint."""
+    """The run's channel (learned: from its checkpoint; known: the simulator) and its linearised
+    empowerment on a (θ, θ̇) grid."""
     import torch
 
-    from pprl.empowerment.continuous import PosteriorChannel, linearised_empowerment
+    from pprl.empowerment.continuous import PendulumChannel, PosteriorChannel, linearised_empowerment
     from pprl.inference.posterior import posterior_from_state
     from pprl.rl.experiment import parse_experiment
 
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     block = parse_experiment(state["spec"]).intrinsic
-    channel = PosteriorChannel(posterior_from_state(state["intrinsic"]["posterior"]), block.action_low,
-                               block.action_high, noise=block.noise, action_repeat=block.action_repeat)
+    if block.channel == "learned":
+        channel = PosteriorChannel(posterior_from_state(state["intrinsic"]["posterior"]), block.action_low,
+                                   block.action_high, noise=block.noise, action_repeat=block.action_repeat)
+    else:
+        channel = PendulumChannel(block.noise_std, block.noise, block.action_repeat)
     th, thd = torch.meshgrid(torch.linspace(-math.pi, math.pi, n), torch.linspace(-8, 8, n), indexing="ij")
     s = torch.stack([th.cos(), th.sin(), thd], -1).reshape(-1, 3)
-    power = block.horizon * float(((torch.tensor(block.action_high) - torch.tensor(block.action_low)) ** 2 / 12).sum())
+    power = block.horizon * float(((channel.action_high - channel.action_low) ** 2 / 12).sum())
     return channel, block, power, linearised_empowerment(channel, s, block.horizon, power).reshape(n, n).numpy()
 
 
@@ -110,34 +120,40 @@ def plot(out: Path, seed: int) -> None:
 
     from pprl.empowerment.continuous import linearised_empowerment
 
-    channel, block, power, emp = landscape(out / f"empowerment-seed{seed}")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    im = axes[0].imshow(emp.T, origin="lower", extent=[-math.pi, math.pi, -8, 8], aspect="auto", cmap="viridis")
-    fig.colorbar(im, ax=axes[0], label="nats")
-    axes[0].set(title=f"learned channel: E(θ, θ̇), K={block.horizon}×{block.action_repeat} (linearised)",
-                xlabel="θ (0 = upright)", ylabel="θ̇")
-    for ax, method in zip(axes[1:], METHODS):
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.4))
+    channels = {}
+    for ax, method in zip(axes[0], ("learned", "known")):
+        channel, block, power, emp = landscape(out / f"{method}-seed{seed}")
+        channels[method] = channel, block, power
+        im = ax.imshow(emp.T, origin="lower", extent=[-math.pi, math.pi, -8, 8], aspect="auto", cmap="viridis")
+        fig.colorbar(im, ax=ax, label="nats")
+        ax.set(title=f"{method} channel: E(θ, θ̇), K={block.horizon}×{block.action_repeat} (linearised)",
+               xlabel="θ (0 = upright)", ylabel="θ̇")
+    axes[0, 2].axis("off")
+    for ax, method in zip(axes[1], METHODS):
         obs, _ = rollouts(out / f"{method}-seed{seed}")
         theta = np.arctan2(obs[..., 1], obs[..., 0]).ravel()
         ax.hist2d(theta, obs[..., 2].ravel(), bins=[48, 48], range=[[-math.pi, math.pi], [-8, 8]], cmap="magma")
         ax.set(title=f"{method}: visits (10 eval episodes, seed {seed})", xlabel="θ (0 = upright)", ylabel="θ̇")
     fig.tight_layout()
-    fig.savefig(out / "pendulum_visitation.png", dpi=110)
+    fig.savefig(out / "pendulum_visitation.png", dpi=100)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for method, colour in zip(METHODS, ("C0", "C3")):
-        obs, _ = rollouts(out / f"{method}-seed{seed}")
-        T, E, _ = obs.shape
-        values = linearised_empowerment(channel, torch.from_numpy(obs.reshape(-1, 3)).float(), block.horizon,
-                                        power).reshape(T, E).numpy()
-        ax.plot(values, color=colour, alpha=0.35, lw=0.8)
-        ax.plot(values.mean(1), color=colour, lw=2.5, label=f"{method} (mean of {E})")
-    ax.set(xlabel="step", ylabel="E(s_t) under the learned channel (nats)",
-           title="empowerment along evaluation trajectories")
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=False)
+    for ax, name in zip(axes, ("learned", "known")):
+        channel, block, power = channels[name]
+        for method, colour in zip(METHODS, ("C0", "C2", "C3")):
+            obs, _ = rollouts(out / f"{method}-seed{seed}")
+            T, E, _ = obs.shape
+            values = linearised_empowerment(channel, torch.from_numpy(obs.reshape(-1, 3)).float(), block.horizon,
+                                            power).reshape(T, E).numpy()
+            ax.plot(values, color=colour, alpha=0.2, lw=0.7)
+            ax.plot(values.mean(1), color=colour, lw=2.5, label=f"{method} agent (mean of {E})")
+        ax.set(xlabel="step", ylabel=f"E(s_t) under the {name} channel (nats)",
+               title=f"empowerment along evaluation trajectories ({name} channel)")
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "pendulum_empowerment_along_trajectories.png", dpi=110)
+    fig.savefig(out / "pendulum_empowerment_along_trajectories.png", dpi=100)
     plt.close(fig)
 
 
@@ -146,7 +162,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=150_000)
+    parser.add_argument("--steps", type=int, default=400_000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("-o", "--out", default="bench_out/pendulum_empowerment")
     args = parser.parse_args()

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 import pprl
+from pprl.empowerment import GridWorld, LatentGaussianChannel
+from pprl.empowerment.continuous import PosteriorChannel, linearised_empowerment
 from pprl.inference.barber_agakov import barber_agakov
 from pprl.inference.info_gain import InfoGain
 from pprl.inference.svi import elbo_per_transition
@@ -81,6 +83,15 @@ CALLS = {
     "load_posterior": lambda post, data: pprl.inference.posterior.posterior_from_state(post.state()),
     "load_posterior flow": lambda post, data: pprl.inference.posterior.posterior_from_state(
         pprl.fit(SMALL_BNN, "flow", data, steps=2, seed=1, progress=False).state()),
+    "Empowerment continuous": lambda post, data: pprl.Empowerment(
+        PosteriorChannel(post, [-1.0], [1.0], theta="sample"), 1, states=data.obs[:32]).fit(3, progress=False)(
+        data.obs[:4], num_samples=8),
+    "linearised_empowerment": lambda post, data: linearised_empowerment(PosteriorChannel(post, [-1.0], [1.0]),
+                                                                        data.obs[:4], 2, 1.0),
+    "Empowerment pixels": lambda post, data: pprl.Empowerment(GridWorld(["..."]), 1, observe=GridWorld(["..."]).render,
+                                                              encoder="conv").fit(2, progress=False)([0, 1]),
+    "LatentGaussianChannel": lambda post, data: LatentGaussianChannel(data.obs_dim, data.act_dim, 1).fit(
+        data, steps=3, progress=False).empowerment(data.obs[:4], 1.0),
     "nuts": lambda post, data: pprl.nuts({"type": "linear_gaussian"}, data[:50], num_samples=5, num_warmup=5,
                                          num_chains=1, progress=False),
 }

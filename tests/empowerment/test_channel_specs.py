@@ -57,3 +57,82 @@ def test_empowerment_command_writes_the_map_and_the_per_cell_table(tmp_path, cap
     assert main(["empowerment", "linear_gaussian", "-o", str(tmp_path / "x")]) == 2
     assert "gridworld channels" in capsys.readouterr().err
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+
+
+@pytest.fixture(scope="module")
+def saved_posterior(tmp_path_factory):
+    """A linear-Gaussian dynamics posterior of a 2-D system with one bounded action, saved."""
+    import torch
+
+    import pprl
+    from pprl.data import Transitions
+
+    truth = LinearGaussianChannel(torch.tensor([[0.9, 0.2], [0.0, 0.8]]), torch.tensor([[0.0], [1.0]]), 0.1)
+    g = torch.Generator().manual_seed(0)
+    s, a = 2 * torch.randn(4000, 2, generator=g), torch.rand(4000, 1, generator=g) * 2 - 1
+    data = Transitions(obs=s, act=a, next_obs=truth.sample(s, a, generator=g))
+    posterior = pprl.fit("linear_gaussian", "mean_field", data, steps=1500, seed=0, progress=False)
+    folder = tmp_path_factory.mktemp("learned")
+    posterior.save(folder / "posterior.pt")
+    return folder, truth
+
+
+def test_continuous_channels_load_from_yaml(saved_posterior):
+    import yaml
+
+    from pprl.empowerment.continuous import PendulumChannel, PosteriorChannel
+
+    pend = load_channel("pendulum")
+    assert isinstance(pend, PendulumChannel) and pend.repeat == 5 and pend.noise == "final"
+    assert pend.power_per_action is None
+    folder, _ = saved_posterior
+    path = folder / "learned.yaml"
+    path.write_text(yaml.safe_dump({"channel": "learned", "posterior": "posterior.pt", "action_low": [-1.0],
+                                    "action_high": [1.0], "noise": "step", "power": 0.5}))
+    learned = load_channel(path)  # the posterior's path is relative to the YAML file
+    assert isinstance(learned, PosteriorChannel) and learned.noise == "step" and learned.power_per_action == 0.5
+    for change, fragment in (({"posterior": "missing.pt"}, "field 'posterior'"),
+                             ({"action_low": [-1.0, -1.0]}, "channel 'learned'"),
+                             ({"theta": "median"}, "field 'theta'"), ({"noise_std": 0.1}, "unknown field 'noise_std'")):
+        bad = folder / "bad.yaml"
+        bad.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **change}))
+        with pytest.raises(SpecError, match=r"bad\.yaml") as err:
+            load_channel(bad)
+        assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_empowerment_command_on_continuous_channels(tmp_path, capsys, saved_posterior):
+    import numpy as np
+    import torch
+    import yaml
+
+    from pprl.empowerment import linear_gaussian_empowerment
+
+    out = tmp_path / "pend"
+    assert main(["empowerment", "pendulum", "--horizon", "2", "--fit-steps", "20", "--num-samples", "16", "-o",
+                 str(out), "--quiet"]) == 0
+    states = pd.read_csv(out / "states.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(states) == 41 * 41 and np.isfinite(states[["linearised", "variational"]].to_numpy()).all()
+    cos, sin, _ = summary["argmax_linearised"]
+    assert cos > 0.9  # the most empowered grid state is near upright
+    # a learned linear-Gaussian channel with process noise: the linearised estimate is its water-filling value
+    folder, truth = saved_posterior
+    spec = folder / "learned.yaml"
+    spec.write_text(yaml.safe_dump({"channel": "learned", "posterior": "posterior.pt", "action_low": [-1.0],
+                                    "action_high": [1.0], "noise": "step"}))
+    np.savez(tmp_path / "states.npz", obs=np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32))
+    out = tmp_path / "learned"
+    assert main(["empowerment", str(spec), "--horizon", "2", "--states", str(tmp_path / "states.npz"),
+                 "--fit-steps", "20", "--num-samples", "16", "-o", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out / "states.csv")
+    exact = linear_gaussian_empowerment(truth, 2, 2 * 4 / 12)
+    assert table["linearised"].to_numpy() == pytest.approx(np.full(20, exact), rel=0.05)
+    capsys.readouterr()
+    assert main(["empowerment", str(spec), "-o", str(tmp_path / "x")]) == 2
+    assert "needs --states" in capsys.readouterr().err
+    np.savez(tmp_path / "bad.npz", x=np.zeros((3, 2)))
+    assert main(["empowerment", str(spec), "--states", str(tmp_path / "bad.npz"), "-o", str(tmp_path / "y")]) == 2
+    assert "no 'obs' array" in capsys.readouterr().err
+    assert main(["empowerment", "open_grid", "--states", str(tmp_path / "states.npz"), "-o", str(tmp_path / "z")]) == 2
+    assert "--states applies to continuous channels" in capsys.readouterr().err
