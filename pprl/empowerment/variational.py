@@ -463,14 +463,48 @@ class Empowerment:
 
     # ------------------------------------------------------------------ the Pyro view
     def model(self, states: torch.Tensor):
-        """ω(a|s) and the channel as a Pyro model over a plate of tabular ``states``: sites
-        ``a`` (the action sequence's index) and ``s_K``."""
+        """ω and the channel as a Pyro model over a plate of ``states``. Tabular channels: sites
+        ``a`` (the action sequence's index) and ``s_K``. Continuous channels: ``u`` (the unbounded
+        action sequence, a = box(tanh u)), ``noise`` (the rollout's standard-normal input) and
+        ``s_K`` (deterministic given both)."""
+        if self.kind == "continuous":
+            return self._continuous_model(states)
+        if self.kind != "tabular":
+            raise NotImplementedError("the Pyro view covers tabular and continuous channels")
         with pyro.plate("states", states.shape[0], dim=-1):
             a = pyro.sample("a", pdist.Categorical(logits=self.nets.source_logp(states)))
             s_K = pyro.sample("s_K", pdist.Categorical(probs=self.kernel[states, a].to(torch.float32)))
         return a, s_K
 
     def guide(self, s_K: torch.Tensor, states: torch.Tensor):
-        """q(a | s, s_K) as the model's amortised guide (Barber–Agakov calling convention)."""
+        """q(a | s, s_K) as the model's amortised guide (Barber–Agakov calling convention); for a
+        continuous channel q(u | s, s_K), the action-space Gaussian pulled back to u."""
         with pyro.plate("states", states.shape[0], dim=-1):
+            if self.kind == "continuous":
+                return pyro.sample("u", self._planner_u(states.expand(*s_K.shape[:-1], -1), s_K))
             return pyro.sample("a", pdist.Categorical(logits=self.nets.planner_logp(states.expand_as(s_K), s_K)))
+
+    def _continuous_model(self, states: torch.Tensor):
+        nets, n = self.nets, self.n
+        with pyro.plate("states", states.shape[0], dim=-1):
+            u = pyro.sample("u", nets.source_dist(states))
+            shape = self.channel.noise_shape(self.horizon)
+            noise = pyro.sample("noise", pdist.Normal(torch.zeros(shape, device=self.device), 1.0).to_event(2))
+            lead = torch.broadcast_shapes(u.shape[:-1], noise.shape[:-2])
+            s0 = states.expand(*lead, n).reshape(-1, n)
+            a = nets.action(u.expand(*lead, u.shape[-1]).reshape(-1, nets.d))
+            s_K = self.channel.rollout(s0, a, noise.expand(*lead, *shape).reshape(-1, *shape)).reshape(*lead, n)
+            s_K = pyro.deterministic("s_K", s_K, event_dim=1)
+        return u, s_K
+
+    def _planner_u(self, s: torch.Tensor, s_K: torch.Tensor) -> pdist.TransformedDistribution:
+        """q(u | s, s_K): the planner's Gaussian over a, through u = atanh((a − mid)/half) (the
+        density :meth:`ContinuousNets.planner_log_prob` computes)."""
+        from torch.distributions import transforms as T
+
+        nets = self.nets
+        half = ((nets.high - nets.low) / 2).repeat(nets.d // nets.low.shape[0])
+        mid = ((nets.high + nets.low) / 2).repeat(nets.d // nets.low.shape[0])
+        to_u = [T.AffineTransform(-mid / half, 1 / half, event_dim=1),
+                T.IndependentTransform(T.TanhTransform().inv, 1)]
+        return pdist.TransformedDistribution(nets.planner_dist(s, s_K), to_u)
