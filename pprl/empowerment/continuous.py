@@ -174,6 +174,26 @@ class PosteriorChannel:
         return s
 
 
+class AmplitudeLimitedChannel:
+    """s' = s + Σ_k a_k + σ ε with every a_k ∈ [−A, A]: the amplitude-limited Gaussian channel
+    (Smith 1971), whose capacity-achieving input is discrete; for K = 1 its capacity is
+    :func:`~pprl.empowerment.exact.amplitude_limited_capacity`. ``obs_dim`` = ``act_dim`` = 1."""
+
+    obs_dim, act_dim = 1, 1
+
+    def __init__(self, noise_std: float, amplitude: float = 1.0):
+        if not noise_std > 0:
+            raise ValueError(f"noise_std must be > 0, got {noise_std}")
+        self.noise_std = float(noise_std)
+        self.action_low, self.action_high = _box(-amplitude, amplitude, 1)
+
+    def noise_shape(self, horizon: int) -> tuple[int, int]:
+        return 1, 1
+
+    def rollout(self, s: torch.Tensor, a: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return s + a.sum(1) + self.noise_std * noise[:, 0]
+
+
 def is_continuous_channel(channel) -> bool:
     return all(hasattr(channel, name) for name in ("rollout", "action_low", "action_high", "noise_shape"))
 

@@ -22,7 +22,6 @@ import torch
 
 from ..bundled import bundled, find_bundled
 from ..spec import SpecError, _check_choice, _check_keys, _check_positive, _check_type, _read_yaml
-from ..inference.posterior import load_posterior
 from .channels import GridWorld, LinearGaussianChannel
 from .continuous import NOISE, PendulumChannel, PosteriorChannel
 
@@ -49,6 +48,8 @@ def _continuous(data: dict, src: str, base: Path | None):
         for required in ("posterior", "action_low", "action_high"):
             if required not in data:
                 raise SpecError(f"{src}: field '{required}' is required for channel 'learned'")
+        from ..inference.posterior import load_posterior  # here: pprl.inference imports pprl.data, which can import us
+
         ref = Path(_check_type(data["posterior"], str, "posterior", src))
         path = ref if ref.is_absolute() or base is None else base / ref
         try:

@@ -12,35 +12,8 @@ import torch
 import pprl
 from pprl import Empowerment
 from pprl.data import Transitions
-from pprl.empowerment import LinearGaussianChannel, blahut_arimoto, linear_gaussian_empowerment
-from pprl.empowerment.continuous import PendulumChannel, PosteriorChannel, linearised_empowerment
-
-
-class BoxAWGN:
-    """s' = s + a + σ ε with a ∈ [−1, 1]: the amplitude-limited Gaussian channel (Smith 1971)."""
-
-    obs_dim, act_dim = 1, 1
-    action_low, action_high = torch.tensor([-1.0]), torch.tensor([1.0])
-
-    def __init__(self, sigma: float):
-        self.sigma = sigma
-
-    def noise_shape(self, horizon):
-        return 1, 1
-
-    def rollout(self, s, a, noise):
-        return s + a.sum(1) + self.sigma * noise[:, 0]
-
-
-def box_awgn_capacity(sigma: float) -> float:
-    """Blahut–Arimoto on the channel discretised: inputs on a 61-point grid of [−1, 1], outputs
-    binned at σ/5 over ±(1 + 6σ), to a gap of 1e-4 nats (a 201-point grid and σ/20 bins change
-    the value by 0.1% at σ = 0.2)."""
-    x = torch.linspace(-1, 1, 61, dtype=torch.float64)
-    edges = torch.arange(-1 - 6 * sigma, 1 + 6 * sigma + sigma / 5, sigma / 5, dtype=torch.float64)
-    cdf = torch.distributions.Normal(x[:, None], sigma).cdf(edges[None])
-    p = cdf[:, 1:] - cdf[:, :-1]
-    return float(blahut_arimoto(p / p.sum(1, keepdim=True), tol=1e-4).capacity)
+from pprl.empowerment import (AmplitudeLimitedChannel, LinearGaussianChannel, PendulumChannel, PosteriorChannel,
+                              amplitude_limited_capacity, linear_gaussian_empowerment, linearised_empowerment)
 
 
 def test_pendulum_channel_is_gymnasiums_pendulum():
@@ -121,9 +94,9 @@ def test_posterior_channel_sampled_theta_is_seeded_and_varies_across_rollouts():
 
 def test_squashed_gaussian_source_reaches_the_amplitude_limited_capacity():
     sigma = 0.2
-    capacity = box_awgn_capacity(sigma)
+    capacity = float(amplitude_limited_capacity(sigma).capacity)
     states = torch.zeros(64, 1) + torch.linspace(-1, 1, 64)[:, None]
-    emp = Empowerment(BoxAWGN(sigma), 1, states=states, hidden=32, lr=1e-2, seed=0)
+    emp = Empowerment(AmplitudeLimitedChannel(sigma), 1, states=states, hidden=32, lr=1e-2, seed=0)
     emp.fit(600, batch_states=16, num_samples=64, progress=False)
     value, stderr = emp.estimate(states[:8], num_samples=2 ** 14)
     mean, err = float(value.mean()), float(stderr.mean())
@@ -136,8 +109,8 @@ def test_squashed_gaussian_source_reaches_the_amplitude_limited_capacity():
 
 def test_bad_continuous_input_is_one_clear_error():
     with pytest.raises(ValueError, match="states="):
-        Empowerment(BoxAWGN(0.2), 1)
-    emp = Empowerment(BoxAWGN(0.2), 1, states=torch.randn(8, 1))
+        Empowerment(AmplitudeLimitedChannel(0.2), 1)
+    emp = Empowerment(AmplitudeLimitedChannel(0.2), 1, states=torch.randn(8, 1))
     with pytest.raises(ValueError, match=r"states must be \[N, 1\]"):
         emp(torch.zeros(3, 2))
     with pytest.raises(ValueError, match="noise_std must be > 0"):
@@ -153,7 +126,7 @@ def test_pyro_view_of_a_continuous_channel_gives_the_same_bound():
     from pprl.rng import seeded
 
     states = torch.linspace(-1, 1, 8)[:, None]
-    emp = Empowerment(BoxAWGN(0.2), 1, states=states, hidden=32, lr=1e-2, seed=0).fit(200, progress=False)
+    emp = Empowerment(AmplitudeLimitedChannel(0.2), 1, states=states, hidden=32, lr=1e-2, seed=0).fit(200, progress=False)
     u, s_K = emp.model(states)
     torch.testing.assert_close(emp._planner_u(states, s_K).log_prob(u), emp.nets.planner_log_prob(states, s_K, u))
     with seeded(0):

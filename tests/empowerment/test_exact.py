@@ -123,3 +123,23 @@ def test_blahut_arimoto_says_when_it_did_not_converge():
     with pytest.warns(RuntimeWarning, match="stopped after 3 iterations"):
         out = blahut_arimoto(torch.tensor([[1.0, 0.0], [0.5, 0.5]]), max_iter=3)
     assert not out.converged and float(out.gap) > 1e-7
+
+
+def test_amplitude_limited_capacity_brackets_the_known_limits():
+    from pprl.empowerment import amplitude_limited_capacity
+
+    # high SNR: C → log(2A) − h(N(0, σ²)) from below, and never above the power-constrained ½ log(1 + A²/σ²)
+    for sigma in (0.05, 0.2, 0.5):
+        c = float(amplitude_limited_capacity(sigma).capacity)
+        assert c <= 0.5 * math.log1p(1 / sigma ** 2) + 1e-6
+    high = float(amplitude_limited_capacity(0.05).capacity)
+    assert abs(high - (math.log(2) - 0.5 * math.log(2 * math.pi * math.e * 0.05 ** 2))) < 0.15
+    # low SNR: the optimal input is ±A (Smith 1971), so C equals the binary-input capacity
+    sigma = 1.0
+    binary = amplitude_limited_capacity(sigma, inputs=2, bins_per_std=20).capacity
+    assert float(amplitude_limited_capacity(sigma, bins_per_std=20).capacity) == pytest.approx(float(binary), abs=2e-3)
+    # refining the grids settles the value
+    fine = float(amplitude_limited_capacity(0.2, inputs=121, bins_per_std=10).capacity)
+    assert float(amplitude_limited_capacity(0.2).capacity) == pytest.approx(fine, abs=0.002)
+    with pytest.raises(ValueError, match="noise_std > 0"):
+        amplitude_limited_capacity(0.0)
