@@ -1,8 +1,9 @@
 """Transition data: the `Transitions` container, random-policy `collect`ion from gymnasium
-environments, and the FIFO `ReplayPool`."""
+environments, image transitions (`collect_frames`, `Frames`), and the FIFO `ReplayPool`."""
 from .collect import collect
+from .frames import Frames, collect_frames
 from .replay import ReplayPool
 from .transitions import Transitions
 from .windows import k_step_windows
 
-__all__ = ["Transitions", "collect", "ReplayPool", "k_step_windows"]
+__all__ = ["Transitions", "collect", "Frames", "collect_frames", "ReplayPool", "k_step_windows"]

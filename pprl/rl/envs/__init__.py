@@ -17,10 +17,15 @@ Every step's ``info["is_success"]`` says whether the sparse condition held on th
 Besides them (``GRID_ENV_IDS``): ``pprl/GridRoom-v0``, a walled gridworld with reward 0 and a
 100-step horizon, where empowerment is the only drive (:mod:`pprl.rl.envs.grid_room`), and
 ``pprl/GridRoomPixels-v0``, the same room observed as images (:mod:`pprl.rl.envs.pixels`).
+
+``PIXEL_ENV_IDS``: the sparse tasks and Pendulum-v1 observed as numpy-rendered images
+(``pprl/SparseMountainCarPixels-v0``, ``pprl/CartPoleSwingUpPixels-v0``, ``pprl/PendulumPixels-v0``,
+with the horizons of the envs they observe), plus ``pprl/GridRoomPixels-v0``; each takes
+``size`` (``cell_size`` for the grid) and ``frames`` (the number of stacked frames).
 """
 import gymnasium as gym
 
-__all__ = ["register_envs", "ENV_IDS", "GRID_ENV_IDS"]
+__all__ = ["register_envs", "ENV_IDS", "GRID_ENV_IDS", "PIXEL_ENV_IDS"]
 
 _SPECS = {
     "pprl/SparseMountainCar-v0": ("pprl.rl.envs.sparse_mountain_car:SparseMountainCarEnv", 500),
@@ -33,14 +38,20 @@ _GRID_SPECS = {
     "pprl/GridRoomPixels-v0": ("pprl.rl.envs.pixels:make_grid_room_pixels", 100),
 }
 GRID_ENV_IDS = tuple(_GRID_SPECS)
+_PIXEL_SPECS = {
+    "pprl/SparseMountainCarPixels-v0": ("pprl.rl.envs.pixels:make_sparse_mountain_car_pixels", 500),
+    "pprl/CartPoleSwingUpPixels-v0": ("pprl.rl.envs.pixels:make_cartpole_swingup_pixels", 500),
+    "pprl/PendulumPixels-v0": ("pprl.rl.envs.pixels:make_pendulum_pixels", 200),
+}
+PIXEL_ENV_IDS = ("pprl/GridRoomPixels-v0", *_PIXEL_SPECS)
 
 
 def register_envs() -> None:
-    """Register the sparse-reward environments and the gridworlds with gymnasium; calling it again is a no-op.
+    """Register the sparse-reward environments, the gridworlds and the pixel envs with gymnasium; calling it again is a no-op.
 
     Nothing heavy is imported here: each entry point is loaded by ``gym.make``, so a missing
     MuJoCo only matters to ``gym.make("pprl/SparseHalfCheetah-v0")``.
     """
-    for env_id, (entry_point, horizon) in {**_SPECS, **_GRID_SPECS}.items():
+    for env_id, (entry_point, horizon) in {**_SPECS, **_GRID_SPECS, **_PIXEL_SPECS}.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon)
