@@ -15,7 +15,7 @@ import yaml
 
 from .bundled import bundled, find_bundled
 
-MODEL_TYPES = ("bnn", "linear_gaussian")
+MODEL_TYPES = ("bnn", "linear_gaussian", "latent")
 ACTIVATIONS = ("relu", "tanh", "elu", "silu", "softplus")
 TARGETS = ("delta", "next_obs")
 LIKELIHOODS = ("normal", "student_t")
@@ -167,7 +167,11 @@ def _read_yaml(path: str | Path) -> dict:
 # --------------------------------------------------------------------------- model specs
 
 def parse_model_spec(data: dict, src: str = "<dict>") -> ModelSpec:
-    """Validate a model-spec mapping (see ``models/*.yaml``)."""
+    """Validate a model-spec mapping (see ``models/*.yaml``); ``type: latent`` is a
+    :class:`pprl.models.latent_spec.LatentSpec`."""
+    if isinstance(data, dict) and data.get("type") == "latent":
+        from .models.latent_spec import parse_latent_spec  # the model code builds on this module
+        return parse_latent_spec(data, src)
     allowed = {f.name for f in dataclasses.fields(ModelSpec)} - {"source"}
     _check_keys(data, allowed, "", src)
     if "type" not in data:
@@ -321,6 +325,8 @@ _EXPERIMENT_FIELDS = ("env", "learner", "intrinsic", "auxiliary")
 
 def _a_kind(spec) -> str:
     """"a model", "an inference" or "an experiment": the kind of a loaded spec, for error messages."""
+    if getattr(spec, "type", None) == "latent":
+        return "a model"
     return {ModelSpec: "a model", InferenceSpec: "an inference"}.get(type(spec), "an experiment")
 
 
@@ -352,8 +358,10 @@ def load_spec(path: str | Path):
 
 def as_model_spec(spec: ModelSpec | dict | str | Path) -> ModelSpec:
     """A model spec from a spec object, a mapping, a YAML path or the name of a bundled model
-    (``bnn_dynamics`` finds ``models/bnn_dynamics.yaml`` shipped with pprl, from any directory)."""
-    if isinstance(spec, ModelSpec):
+    (``bnn_dynamics`` finds ``models/bnn_dynamics.yaml`` shipped with pprl, from any directory).
+    A ``type: latent`` spec is a :class:`pprl.models.latent_spec.LatentSpec`."""
+    from .models.latent_spec import LatentSpec
+    if isinstance(spec, (ModelSpec, LatentSpec)):
         return spec
     if isinstance(spec, dict):
         return parse_model_spec(spec)
@@ -365,7 +373,7 @@ def as_model_spec(spec: ModelSpec | dict | str | Path) -> ModelSpec:
                             f"{', '.join(bundled('models'))}")
         spec = shipped or spec
     loaded = load_spec(spec)
-    if not isinstance(loaded, ModelSpec):
+    if not isinstance(loaded, (ModelSpec, LatentSpec)):
         raise SpecError(f"{spec}: expected a model spec (field 'type'), got {_a_kind(loaded)} spec")
     return loaded
 

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from pprl.inference.families import FAMILIES
+from pprl.models.latent_spec import LatentSpec
 from pprl.spec import (
     ELBOS,
     InferenceSpec,
@@ -39,6 +40,7 @@ def _without_source(spec):
 
 def test_shipped_spec_files_are_the_expected_ones():
     assert [p.name for p in MODEL_FILES] == ["bnn_dynamics.yaml", "bnn_dynamics_student_t.yaml",
+                                             "latent_pendulum_pixels.yaml", "latent_vector.yaml",
                                              "linear_gaussian.yaml"]
     assert {p.stem for p in INFERENCE_FILES} == set(FAMILIES)
 
@@ -138,7 +140,7 @@ def test_defaults_fill_unset_fields(tmp_path):
 @pytest.mark.parametrize("path", MODEL_FILES + INFERENCE_FILES, ids=_ids(MODEL_FILES + INFERENCE_FILES))
 def test_spec_round_trip(path):
     spec = load_spec(path)
-    parse = parse_model_spec if isinstance(spec, ModelSpec) else parse_inference_spec
+    parse = parse_model_spec if isinstance(spec, (ModelSpec, LatentSpec)) else parse_inference_spec
     assert _without_source(parse(spec.to_dict())) == _without_source(spec)
     # ... also through YAML text, as a user would write it back
     assert _without_source(parse(yaml.safe_load(yaml.safe_dump(spec.to_dict())))) == _without_source(spec)

@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
 
 def describe(spec) -> str:
     """What a valid spec is, in a few words."""
-    if isinstance(spec, ModelSpec):
+    if isinstance(spec, ModelSpec) or getattr(spec, "type", None) == "latent":  # latent: a LatentSpec
         return f"model spec: {spec.type}"
     if isinstance(spec, InferenceSpec):
         return f"inference spec: {spec.family}"

@@ -115,7 +115,7 @@ def _resolve_device(device) -> torch.device:
 def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec | str | Path | dict,
         data: Transitions, *, steps: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
         progress: bool = True, out_dir: str | Path | None = None, checkpoint_every: int = 0,
-        init: Posterior | None = None, renormalize: bool = True) -> Posterior:
+        init: Posterior | None = None, renormalize: bool = True, **latent_options) -> Posterior:
     """Fit q(θ) of family ``inference`` (a YAML path, a family name or a spec) to ``data``.
 
     The model's normalisation is fitted from ``data`` first. Training is deterministic for a
@@ -129,7 +129,20 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     growing replay pool. With ``renormalize`` (default) the normalisation first follows ``data``
     and ``init`` is re-expressed in the new units (:meth:`Posterior.renormalize`: the same
     predictive, so training resumes from the function it had learned, on well-scaled inputs).
+
+    A ``type: latent`` model (local latents z_t, an amortised guide) is fitted on sequences by
+    :func:`pprl.inference.latent_fit.fit_latent`, which returns a
+    :class:`~pprl.inference.latent_posterior.LatentPosterior`; ``latent_options`` (``test_data``,
+    ``horizon``, ``num_particles``) are its own.
     """
+    if not isinstance(model, DynamicsModel):
+        from .latent_fit import fit_latent, is_latent
+        if is_latent(model):
+            return fit_latent(model, inference, data, steps=steps, seed=seed, device=device, progress=progress,
+                              out_dir=out_dir, checkpoint_every=checkpoint_every, init=init, **latent_options)
+    if latent_options:
+        raise TypeError(f"fit() got options of latent models for a {type(model).__name__}: "
+                        f"{', '.join(sorted(latent_options))}")
     spec = as_inference_spec(inference)
     if not isinstance(model, DynamicsModel):
         model = build_model(model, data.obs_dim, data.act_dim)

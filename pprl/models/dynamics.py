@@ -233,6 +233,10 @@ MODEL_CLASSES = {"bnn": BayesianDynamics, "linear_gaussian": LinearGaussianDynam
 def build_model(spec: ModelSpec | dict | str | Path, obs_dim: int, act_dim: int) -> DynamicsModel:
     """Build the Pyro dynamics model a spec (object, mapping or YAML path) declares."""
     spec = as_model_spec(spec)
+    if spec.type == "latent":
+        raise ValueError(f"{spec.source}: a 'latent' model is built by pprl.models.latent.build_latent_model "
+                         f"and fitted by pprl.fit on sequences; build_model builds dynamics models "
+                         f"(bnn, linear_gaussian)")
     if obs_dim < 1 or act_dim < 0:
         raise ValueError(f"obs_dim must be >= 1 and act_dim >= 0, got {obs_dim}, {act_dim}")
     return MODEL_CLASSES[spec.type](spec, obs_dim, act_dim)

@@ -1,0 +1,121 @@
+"""The amortised guide of a latent dynamics model: q(z_{0:T−1} | o_{0:T−1}, a) = ∏_t q(z_t | ·),
+each factor a diagonal Gaussian whose mean and scale a network computes from the data (Kingma &
+Welling 2014; Levine, CS 294-112, "amortised variational inference").
+
+* ``guide: per_step``: q(z_t | o_t) — one encoder applied to every frame.
+* ``guide: filtering``: q(z_0 | o_0), then q(z_t | o_t, z_{t−1}, a_{t−1}) with z_{t−1} the guide's
+  own draw — the structure of the exact filtering posterior of a state-space model.
+
+With ``score_function`` set, each z_t is drawn without a reparameterisation (Pyro's
+``has_rsample_(False)``) and carries a learned baseline b(o_t, T − t) for ``TraceGraph_ELBO``:
+the gradient is E_q[(log p(o, z) − log q(z) − b) ∇ log q(z)] (Williams 1992; Mnih & Gregor 2014's
+input-dependent baseline), unbiased for any b that does not depend on z.
+"""
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+from ..models.encoders import ConvEncoder
+from ..models.latent import ACTIVATION_MODULES, inverse_softplus, make_mlp, positive
+from ..models.latent_spec import LatentSpec
+
+MIN_SCALE = 1e-4
+
+
+class AmortisedGuide(nn.Module):
+    """q(z_t | …) for a :class:`~pprl.models.latent.LatentModel` of ``spec`` (see the module docstring)."""
+
+    def __init__(self, spec: LatentSpec, act_dim: int):
+        super().__init__()
+        self.spec, self.act_dim = spec, int(act_dim)
+        self.obs_shape = spec.obs_shape
+        self.obs_dim = math.prod(self.obs_shape)
+        dz, enc = spec.latent_size, spec.encoder
+        if enc.type == "linear":
+            self.features, width = nn.Identity(), self.obs_dim
+        elif enc.type == "mlp":  # hidden layers, each followed by the activation
+            self.features = nn.Sequential(make_mlp([self.obs_dim, *enc.hidden_sizes], enc.activation),
+                                          ACTIVATION_MODULES[enc.activation]())
+            width = enc.hidden_sizes[-1]
+        else:
+            self.features, width = ConvEncoder(self.obs_shape, enc.features), enc.features
+        self.filtering = spec.guide == "filtering"
+        self.head = nn.Linear(width, 2 * dz)  # q(z_t | o_t), and q(z_0 | o_0) when filtering
+        if self.filtering:
+            inputs = width + dz + self.act_dim
+            if enc.type == "linear":
+                self.step_head = nn.Linear(inputs, 2 * dz)
+            else:
+                hidden = enc.hidden_sizes[-1] if enc.type == "mlp" else enc.features
+                self.step_head = make_mlp([inputs, hidden, 2 * dz], enc.activation)
+        with torch.no_grad():  # start with moderate scales
+            for head in (self.head, getattr(self, "step_head", None)):
+                last = head if isinstance(head, nn.Linear) else (head[-1] if head is not None else None)
+                if last is not None:
+                    last.bias[dz:] = inverse_softplus(0.5)
+        self.baseline = nn.Linear(self.obs_dim + 1, 1)  # b(o_t, T − t) for the score-function estimator
+        nn.init.zeros_(self.baseline.weight), nn.init.zeros_(self.baseline.bias)
+        self.score_function = spec.estimator == "score_function"
+
+    def embed(self, obs: torch.Tensor) -> torch.Tensor:
+        """Features of every frame ``obs [..., obs_dim]`` → ``[..., width]`` (one batched pass)."""
+        if isinstance(self.features, ConvEncoder):
+            return self.features(obs.reshape(*obs.shape[:-1], *self.obs_shape))
+        return self.features(obs)
+
+    def step(self, feat: torch.Tensor, z_prev: torch.Tensor | None, a_prev: torch.Tensor | None):
+        """(mean, scale) of q(z_t | ·) from the frame's features (and z_{t−1}, a_{t−1} when filtering)."""
+        if self.filtering and z_prev is not None:
+            out = self.step_head(torch.cat([feat, z_prev, a_prev], -1))
+        else:
+            out = self.head(feat)
+        loc, raw = out.split(self.spec.latent_size, -1)
+        return loc, positive(raw, MIN_SCALE)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, num_sequences: int | None = None):
+        """The Pyro guide: sites ``z_t`` in the plate ``sequences`` (the model's signature)."""
+        B, T = obs.shape[:2]
+        feats = self.embed(obs)
+        subsample = torch.arange(B, device=obs.device)
+        with pyro.plate("sequences", num_sequences or B, subsample=subsample):
+            z = None
+            for t in range(T):
+                loc, scale = self.step(feats[:, t], z, act[:, t - 1] if t else None)
+                q = dist.Normal(loc, scale)
+                infer = {}
+                if self.score_function:
+                    q = q.has_rsample_(False)
+                    left = torch.full((B, 1), float(T - t), device=obs.device)
+                    infer = {"baseline": {"nn_baseline": _Squeeze(self.baseline),
+                                          "nn_baseline_input": torch.cat([obs[:, t], left], -1)}}
+                z = pyro.sample(f"z_{t}", q.to_event(1), infer=infer)
+
+    @torch.no_grad()
+    def encode(self, obs: torch.Tensor, act: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and scale of every q(z_t | ·) → two ``[B, T, dz]`` tensors; a filtering guide is fed
+        its own means for z_{t−1}. ``obs [B, T, obs_dim]`` (or ``[T, obs_dim]``), ``act [B, T − 1, act_dim]``."""
+        if act is None:
+            act = obs.new_zeros(*obs.shape[:-2], max(obs.shape[-2] - 1, 0), self.act_dim)
+        feats = self.embed(obs)
+        locs, scales, z = [], [], None
+        for t in range(obs.shape[-2]):
+            loc, scale = self.step(feats[..., t, :], z, act[..., t - 1, :] if t else None)
+            locs.append(loc), scales.append(scale)
+            z = loc
+        return torch.stack(locs, -2), torch.stack(scales, -2)
+
+
+class _Squeeze(nn.Module):
+    """A baseline network with its trailing size-1 output dimension dropped (Pyro wants ``[B]``)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)

@@ -1,0 +1,148 @@
+"""A fitted latent dynamics model with its amortised guide: encode frames, reconstruct them,
+predict K steps open loop, estimate the ELBO, save and load (``torch.load(..., weights_only=True)``).
+
+The counterpart of :class:`pprl.inference.posterior.Posterior` for models with local latents: the
+model's own parameters are point estimates (maximum ELBO), and q(z_t | ·) is the amortised guide.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+from ..data.sequences import Sequences
+from ..models.latent import LatentModel, build_latent_model
+from ..rng import seeded
+from ..spec import InferenceSpec, parse_inference_spec, parse_model_spec
+from ..threads import uses_threads
+from .amortised import AmortisedGuide
+
+FORMAT = "pprl.latent_posterior/1"
+
+
+class LatentPosterior:
+    """``model`` (:class:`~pprl.models.latent.LatentModel`), ``guide``
+    (:class:`~pprl.inference.amortised.AmortisedGuide`), the ELBO per observed step at each
+    training step (``elbo_trace``), the inference spec and an ``info`` dict."""
+
+    def __init__(self, model: LatentModel, guide: AmortisedGuide, inference: InferenceSpec,
+                 elbo_trace: torch.Tensor | None = None, info: dict | None = None):
+        self.model, self.guide, self.inference = model, guide, inference
+        self.elbo_trace = elbo_trace if elbo_trace is not None else torch.empty(0)
+        self.info = dict(info or {})
+
+    @property
+    def spec(self):
+        return self.model.spec
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def __repr__(self):
+        return (f"LatentPosterior(model={self.spec.name!r}, latent_size={self.spec.latent_size}, "
+                f"guide={self.spec.guide!r}, steps={len(self.elbo_trace)})")
+
+    def _flat(self, obs) -> torch.Tensor:
+        """Observations as ``[..., obs_dim]`` on the model's device (images may come as ``[..., C, H, W]``)."""
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        shape = self.model.obs_shape
+        if len(shape) > 1 and tuple(obs.shape[-len(shape):]) == tuple(shape):
+            obs = obs.reshape(*obs.shape[:-len(shape)], self.model.obs_dim)
+        if obs.shape[-1] != self.model.obs_dim:
+            raise ValueError(f"observations must end in obs_dim={self.model.obs_dim} (or the shape "
+                             f"{list(shape)}), got shape {tuple(obs.shape)}")
+        return obs
+
+    # ---------------------------------------------------------------- the guide and the model
+    @uses_threads
+    @torch.no_grad()
+    def encode(self, obs, act=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and scale of q(z_t | ·) for each frame of ``obs [B, T, obs_dim]`` (or ``[T, obs_dim]``)
+        → two ``[..., T, dz]`` tensors (a filtering guide also reads ``act [B, T − 1, act_dim]``)."""
+        obs = self._flat(obs)
+        act = None if act is None else torch.as_tensor(act, dtype=torch.float32, device=self.device)
+        return self.guide.encode(obs, act)
+
+    @uses_threads
+    @torch.no_grad()
+    def reconstruct(self, obs, act=None) -> torch.Tensor:
+        """E[o_t | z_t = mean of q(z_t | ·)] for every frame → the shape of the (flat) ``obs``."""
+        loc, _ = self.encode(obs, act)
+        return self.model.decode_mean(loc)
+
+    @uses_threads
+    @torch.no_grad()
+    def predict(self, obs, actions, context_act=None, sample: bool = False, seed: int = 0) -> torch.Tensor:
+        """K-step open-loop prediction: z at the last context frame from the guide (its mean), then
+        K transitions driven by ``actions [B, K, act_dim]`` (their means, or draws with ``sample``),
+        decoded to E[o | z] → ``[B, K + 1, obs_dim]`` (index 0 reconstructs the last context frame).
+        ``obs [B, obs_dim]`` is one context frame; ``obs [B, C, obs_dim]`` C frames with
+        ``context_act [B, C − 1, act_dim]``. Seeded; the global RNG is left untouched."""
+        obs = self._flat(obs)
+        if obs.dim() == 2:
+            obs = obs.unsqueeze(1)
+        actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
+        loc, _ = self.guide.encode(obs, None if context_act is None else
+                                   torch.as_tensor(context_act, dtype=torch.float32, device=self.device))
+        with seeded(seed):
+            z = self.model.rollout(loc[:, -1], actions, sample=sample)
+        return self.model.decode_mean(z)
+
+    @uses_threads
+    def elbo(self, data: Sequences, num_particles: int = 8, seed: int = 0) -> float:
+        """ELBO per observed step, (1/(B·T)) Σ_b E_q[log p(o_b, z_b | a_b) − log q(z_b | o_b, a_b)],
+        a Monte-Carlo estimate over ``num_particles`` draws (seeded; the global RNG untouched)."""
+        from .latent_fit import elbo_estimate
+        return elbo_estimate(self.model, self.guide, data.to(self.device), num_particles, seed)
+
+    # ---------------------------------------------------------------- persistence
+    def state(self) -> dict:
+        """Everything needed to rebuild this posterior; only tensors, numbers, strings, lists, dicts."""
+        return {"format": FORMAT, "model_spec": self.spec.to_dict(), "inference_spec": self.inference.to_dict(),
+                "act_dim": self.model.act_dim,
+                "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "guide_state": {k: v.detach().cpu() for k, v in self.guide.state_dict().items()},
+                "elbo_trace": self.elbo_trace.detach().cpu(), "info": self.info}
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint that :func:`load_latent_posterior` reads with ``weights_only=True``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state(), tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "LatentPosterior":
+        return load_latent_posterior(path, device)
+
+
+def latent_posterior_from_state(state: dict, device: str | torch.device = "cpu", where: str = "<state>") -> LatentPosterior:
+    """Rebuild a :class:`LatentPosterior` from :meth:`LatentPosterior.state`."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{where}: not a pprl latent-model checkpoint (expected format {FORMAT!r})")
+    mspec = parse_model_spec(state["model_spec"], f"{where}:model_spec")
+    ispec = parse_inference_spec(state["inference_spec"], f"{where}:inference_spec")
+    with seeded(0):  # the initial weights are overwritten; this keeps the caller's RNG untouched
+        model = build_latent_model(mspec, state["act_dim"])
+        guide = AmortisedGuide(mspec, state["act_dim"])
+    model.load_state_dict(state["model_state"])
+    guide.load_state_dict(state["guide_state"])
+    model.to(device), guide.to(device)
+    return LatentPosterior(model, guide, ispec, state["elbo_trace"], state.get("info"))
+
+
+def load_latent_posterior(path: str | Path, device: str | torch.device = "cpu") -> LatentPosterior:
+    """Load a checkpoint written by :meth:`LatentPosterior.save` (safe: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such latent-model checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{path}: not a pprl latent-model checkpoint (torch.load failed: {reason[:120]})") from None
+    return latent_posterior_from_state(state, device, str(path))
