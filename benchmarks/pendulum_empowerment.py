@@ -8,7 +8,7 @@ Three methods, same learner, same budget, the env's reward switched off for all
 channel learned online), ``known`` (the same with ``channel: pendulum``, the simulator's own
 equations with the same sensor noise) and ``no_reward`` (no intrinsic reward: PPO on a zero
 reward, the behaviour the policy's initialisation and entropy give). Each trained policy then runs 10 deterministic evaluation
-episodes (200 steps, random starts); reported per seed: the fraction of the last 100 steps with
+episodes (200 steps, random starts); reported per seed: the fraction of the last 99 states with
 |θ| < 0.3 rad (upright), the mean cos θ over those steps, and the pendulum's own return
 (−Σ θ² + 0.1 θ̇² + 0.001 u², higher = more upright). Aggregates: the IQM over seeds with a
 percentile bootstrap 95% interval. Figures: the (θ, θ̇) visitation of the evaluation episodes of
@@ -59,7 +59,8 @@ def run(method: str, seed: int, steps: int, out: str) -> dict:
 
 
 def rollouts(run_dir: Path, episodes: int = 10, seed: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic evaluation episodes of a trained run → observations [T, E, 3], rewards [T, E]."""
+    """Deterministic evaluation episodes of a trained run → observations [199, E, 3] (s_1 … s_199),
+    rewards [200, E]."""
     import torch
 
     from pprl.rl.experiment import parse_experiment
@@ -79,7 +80,8 @@ def rollouts(run_dir: Path, episodes: int = 10, seed: int = 10_000) -> tuple[np.
         rewards.append(reward)
     env.close()
     learner.close()
-    return np.stack(seen[1:]), np.stack(rewards)
+    # the 200th observation is already the next episode's reset (the vector env autoresets on truncation)
+    return np.stack(seen[1:-1]), np.stack(rewards)
 
 
 def evaluate(run_dir: Path) -> dict:
@@ -173,7 +175,7 @@ def main() -> None:
         results = list(pool.map(run, *zip(*jobs)))
     (out / "results.json").write_text(json.dumps(results, indent=1))
     lines = [f"Pendulum-v1, reward off, {args.steps} env steps, seeds {args.seeds}; evaluation: 10 deterministic "
-             f"episodes per seed, last 100 of 200 steps", "",
+             f"episodes per seed, the last 99 states of 200 steps", "",
              "| method | upright fraction (abs θ < 0.3) | mean cos θ | pendulum return | per seed (upright) |",
              "|---|---|---|---|---|"]
     for method in METHODS:
