@@ -5,6 +5,10 @@ Welling 2014; Levine, CS 294-112, "amortised variational inference").
 * ``guide: per_step``: q(z_t | o_t) — one encoder applied to every frame.
 * ``guide: filtering``: q(z_0 | o_0), then q(z_t | o_t, z_{t−1}, a_{t−1}) with z_{t−1} the guide's
   own draw — the structure of the exact filtering posterior of a state-space model.
+* ``guide: smoothing``: h_t = r(o_t, a_t, h_{t+1}) backwards from h_T = 0 (linear for a linear
+  encoder, a GRU cell otherwise), then q(z_0 | h_0) and q(z_t | h_t, z_{t−1}, a_{t−1}) — the
+  structure of the exact posterior p(z_t | z_{t−1}, a_{t−1}, o_{t:T}) of a state-space model, whose
+  backward message is a Gaussian with an information vector linear in o_{t:T} (Krishnan et al. 2017).
 
 With ``score_function`` set, each z_t is drawn without a reparameterisation (Pyro's
 ``has_rsample_(False)``) and carries a learned baseline b(o_t, T − t) for ``TraceGraph_ELBO``:
@@ -44,8 +48,17 @@ class AmortisedGuide(nn.Module):
             width = enc.hidden_sizes[-1]
         else:
             self.features, width = ConvEncoder(self.obs_shape, enc.features), enc.features
-        self.filtering = spec.guide == "filtering"
-        self.head = nn.Linear(width, 2 * dz)  # q(z_t | o_t), and q(z_0 | o_0) when filtering
+        self.smoothing = spec.guide == "smoothing"
+        self.filtering = spec.guide in ("filtering", "smoothing")
+        if self.smoothing:  # backward state h_t summarising o_{t:T}, a_{t:T}
+            state = 2 * dz if enc.type == "linear" else (enc.hidden_sizes[-1] if enc.type == "mlp" else enc.features)
+            self.state_size = state
+            if enc.type == "linear":
+                self.backward_cell = nn.Linear(width + self.act_dim + state, state)
+            else:
+                self.backward_cell = nn.GRUCell(width + self.act_dim, state)
+            width = state
+        self.head = nn.Linear(width, 2 * dz)  # q(z_t | o_t), and q(z_0 | ·) when filtering or smoothing
         if self.filtering:
             inputs = width + dz + self.act_dim
             if enc.type == "linear":
@@ -62,11 +75,27 @@ class AmortisedGuide(nn.Module):
         nn.init.zeros_(self.baseline.weight), nn.init.zeros_(self.baseline.bias)
         self.score_function = spec.estimator == "score_function"
 
-    def embed(self, obs: torch.Tensor) -> torch.Tensor:
-        """Features of every frame ``obs [..., obs_dim]`` → ``[..., width]`` (one batched pass)."""
+    def embed(self, obs: torch.Tensor, act: torch.Tensor | None = None) -> torch.Tensor:
+        """Features of every frame ``obs [..., T, obs_dim]`` → ``[..., T, width]`` (one batched pass);
+        for the smoothing guide, the backward states h_t over them and ``act [..., T − 1, act_dim]``."""
         if isinstance(self.features, ConvEncoder):
-            return self.features(obs.reshape(*obs.shape[:-1], *self.obs_shape))
-        return self.features(obs)
+            feats = self.features(obs.reshape(*obs.shape[:-1], *self.obs_shape))
+        else:
+            feats = self.features(obs)
+        if not self.smoothing:
+            return feats
+        T = obs.shape[-2]
+        act = torch.cat([act, act.new_zeros(*act.shape[:-2], 1, self.act_dim)], -2)  # no a_T: zeros
+        h = feats.new_zeros(*feats.shape[:-2], self.state_size)
+        states = [None] * T
+        for t in reversed(range(T)):
+            x = torch.cat([feats[..., t, :], act[..., t, :]], -1)
+            if isinstance(self.backward_cell, nn.GRUCell):
+                h = self.backward_cell(x.reshape(-1, x.shape[-1]), h.reshape(-1, h.shape[-1])).reshape(*x.shape[:-1], -1)
+            else:
+                h = self.backward_cell(torch.cat([x, h], -1))
+            states[t] = h
+        return torch.stack(states, -2)
 
     def step(self, feat: torch.Tensor, z_prev: torch.Tensor | None, a_prev: torch.Tensor | None):
         """(mean, scale) of q(z_t | ·) from the frame's features (and z_{t−1}, a_{t−1} when filtering)."""
@@ -80,7 +109,7 @@ class AmortisedGuide(nn.Module):
     def forward(self, obs: torch.Tensor, act: torch.Tensor, num_sequences: int | None = None):
         """The Pyro guide: sites ``z_t`` in the plate ``sequences`` (the model's signature)."""
         B, T = obs.shape[:2]
-        feats = self.embed(obs)
+        feats = self.embed(obs, act)
         subsample = torch.arange(B, device=obs.device)
         with pyro.plate("sequences", num_sequences or B, subsample=subsample):
             z = None
@@ -101,7 +130,7 @@ class AmortisedGuide(nn.Module):
         its own means for z_{t−1}. ``obs [B, T, obs_dim]`` (or ``[T, obs_dim]``), ``act [B, T − 1, act_dim]``."""
         if act is None:
             act = obs.new_zeros(*obs.shape[:-2], max(obs.shape[-2] - 1, 0), self.act_dim)
-        feats = self.embed(obs)
+        feats = self.embed(obs, act)
         locs, scales, z = [], [], None
         for t in range(obs.shape[-2]):
             loc, scale = self.step(feats[..., t, :], z, act[..., t - 1, :] if t else None)

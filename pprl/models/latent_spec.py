@@ -6,8 +6,9 @@ balancing):
 
     z_0 ~ N(0, I),   z_{t+1} | z_t, a_t ~ N(f(z_t, a_t), diag s(z_t, a_t)²),   o_t | z_t ~ p(o | g(z_t)),
 
-with an amortised guide q(z_t | o_t) (``guide: per_step``) or q(z_t | o_t, z_{t−1}, a_{t−1})
-(``guide: filtering``). Every field is checked here with the helpers of :mod:`pprl.spec`, and every
+with an amortised guide q(z_t | o_t) (``guide: per_step``), q(z_t | o_t, z_{t−1}, a_{t−1})
+(``guide: filtering``) or q(z_t | o_{t:T}, a_{t:T}, z_{t−1}, a_{t−1}) (``guide: smoothing``, a backward
+recurrence over the rest of the sequence). Every field is checked here with the helpers of :mod:`pprl.spec`, and every
 problem is one :class:`~pprl.spec.SpecError` naming the file and the field.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ OBSERVATION_KINDS = ("vector", "image")
 NETWORKS = ("linear", "mlp", "conv")
 TRANSITIONS = ("mlp", "linear", "none")
 LATENT_LIKELIHOODS = ("normal", "bernoulli")
-GUIDES = ("per_step", "filtering")
+GUIDES = ("per_step", "filtering", "smoothing")
 ESTIMATORS = ("reparameterised", "score_function")
 
 
@@ -248,7 +249,7 @@ def parse_latent_spec(data: dict, src: str = "<dict>") -> LatentSpec:
         what = "free_nats" if out.get("free_nats") else "kl_balance"
         raise SpecError(f"{src}: field '{what}' needs the analytic-KL objective, which is reparameterised; "
                         f"allowed with estimator 'score_function': free_nats 0, no kl_balance")
-    if out.get("guide") == "filtering" and out["transition"].type == "none":
-        raise SpecError(f"{src}: field 'guide': 'filtering' conditions on z_(t-1), which transition.type "
-                        f"'none' makes independent of z_t; allowed: per_step")
+    if out.get("guide", "per_step") != "per_step" and out["transition"].type == "none":
+        raise SpecError(f"{src}: field 'guide': {out['guide']!r} conditions on z_(t-1) and later frames, which "
+                        f"transition.type 'none' makes independent of z_t; allowed: per_step")
     return LatentSpec(**out)
