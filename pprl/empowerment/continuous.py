@@ -237,8 +237,14 @@ class ContinuousNets(nn.Module):
     def _gaussian(self, out) -> pdist.MultivariateNormal:
         return pdist.MultivariateNormal(out[..., :self.d], scale_tril=_tril(out[..., self.d:], self.d))
 
+    def source_params(self, s) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ(s), L(s)) of ω(u | s): ``[..., d]`` and ``[..., d, d]``."""
+        out = self.source(self._std(s))
+        return out[..., :self.d], _tril(out[..., self.d:], self.d)
+
     def source_dist(self, s) -> pdist.MultivariateNormal:  # [B, n] → batch [B], event [d]
-        return self._gaussian(self.source(self._std(s)))
+        loc, L = self.source_params(s)
+        return pdist.MultivariateNormal(loc, scale_tril=L)
 
     def planner_dist(self, s, s_K) -> pdist.MultivariateNormal:  # q(a | s, s_K): [..., n] each → batch [...], event [d]
         z = torch.cat([self._std(s), (s_K - s) / self.delta_std], -1)
@@ -265,9 +271,10 @@ def continuous_batch(nets: ContinuousNets, channel, s: torch.Tensor, M: int, g: 
     """u ~ ω(·|s) (reparameterised) and s_K from the channel's rollout, M per state:
     ``[B, n]`` → u ``[B, M, d]``, s_K ``[B, M, n]``, s0 ``[B, M, n]``, ω (batch ``[B, 1]``)."""
     B, n = s.shape
-    omega = nets.source_dist(s.unsqueeze(1))  # batch [B, 1]
+    loc, L = nets.source_params(s.unsqueeze(1))  # [B, 1, d], [B, 1, d, d]
+    omega = pdist.MultivariateNormal(loc, scale_tril=L)  # batch [B, 1]
     eps = torch.randn(B, M, nets.d, generator=g, device=s.device, dtype=s.dtype)
-    u = omega.loc + (omega.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+    u = loc + (L @ eps.unsqueeze(-1)).squeeze(-1)
     a = nets.action(u).reshape(B * M, -1, nets.low.shape[0])
     noise = torch.randn(B * M, *channel.noise_shape(a.shape[1]), generator=g, device=s.device, dtype=s.dtype)
     s0 = s.unsqueeze(1).expand(B, M, n)
