@@ -14,7 +14,7 @@
       method: linearised       # linearised: water-filling on the tangent channel; or variational
       noise: final             # where the channel's Gaussian noise enters: final (sensor) or step
       action_repeat: 1         # each of the K actions held this many env steps
-      power: null              # E‖a − ā‖² of the linearised estimate (default: a uniform box, K·Σ(high−low)²/12)
+      power: null              # linearised: E‖a_k − ā‖² per action (default: a uniform box's Σ(high−low)²/12)
       noise_std: 0.05          # pendulum: σ on (θ, θ̇)
       model: bnn_dynamics      # learned: the dynamics model and its family, fitted online
       family: mean_field

@@ -58,8 +58,10 @@ class ContinuousEmpowerment:
                             f"environment has {act_dim} action dimensions")
         box = None if self.channel is None else (self.channel.action_low, self.channel.action_high)
         low, high = box or (torch.tensor(spec.action_low), torch.tensor(spec.action_high))
-        # a uniform box spends E‖a − ā‖² = Σ (high − low)²/12 per action
-        self.power = spec.power or float(spec.horizon * ((high - low) ** 2 / 12).sum())
+        # the linearised estimate's budget E‖a_{1:K} − ā‖² = K × the declared power per action, or
+        # K × a uniform box's Σ (high − low)²/12
+        per_action = spec.power if spec.power is not None else float(((high - low) ** 2 / 12).sum())
+        self.power = spec.horizon * per_action
 
     # ------------------------------------------------------------------ the channel
     def _fit_learned(self, data: Transitions) -> None:
