@@ -115,14 +115,17 @@ class AmortisedGuide(nn.Module):
             z = None
             for t in range(T):
                 loc, scale = self.step(feats[:, t], z, act[:, t - 1] if t else None)
-                q = dist.Normal(loc, scale)
                 infer = {}
                 if self.score_function:
-                    q = q.has_rsample_(False)
+                    # the same diagonal Gaussian, as a MultivariateNormal: a plate's broadcast keeps its
+                    # has_rsample flag (an Independent's flag is its base's, which expanding resets)
+                    q = dist.MultivariateNormal(loc, scale_tril=torch.diag_embed(scale)).has_rsample_(False)
                     left = torch.full((B, 1), float(T - t), device=obs.device)
                     infer = {"baseline": {"nn_baseline": _Squeeze(self.baseline),
                                           "nn_baseline_input": torch.cat([obs[:, t], left], -1)}}
-                z = pyro.sample(f"z_{t}", q.to_event(1), infer=infer)
+                else:
+                    q = dist.Normal(loc, scale).to_event(1)
+                z = pyro.sample(f"z_{t}", q, infer=infer)
 
     @torch.no_grad()
     def encode(self, obs: torch.Tensor, act: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -135,13 +135,17 @@ def make_objective(model: LatentModel, guide: AmortisedGuide, num_particles: int
 def elbo_estimate(model: LatentModel, guide: AmortisedGuide, data: Sequences, num_particles: int = 8,
                   seed: int = 0, chunk: int = 256) -> float:
     """The ELBO per observed step on ``data`` (closed-form KL, ``num_particles`` draws of z), seeded."""
-    total = 0.0
-    with seeded(seed):
-        for start in range(0, len(data), chunk):
-            part = data[start:start + chunk]
-            for _ in range(num_particles):
-                rec, kl, _ = analytic_terms(model, guide, part.obs, part.act)
-                total += float(rec.sum() - kl.sum()) / num_particles
+    total, before = 0.0, guide.score_function
+    guide.score_function = False  # the closed-form KL reads the guide's Normals
+    try:
+        with seeded(seed):
+            for start in range(0, len(data), chunk):
+                part = data[start:start + chunk]
+                for _ in range(num_particles):
+                    rec, kl, _ = analytic_terms(model, guide, part.obs, part.act)
+                    total += float(rec.sum() - kl.sum()) / num_particles
+    finally:
+        guide.score_function = before
     return total / (len(data) * data.length)
 
 

@@ -177,9 +177,10 @@ class LatentModel(nn.Module):
             W = self.transition.weight
             A, Bm, b = W[:, :dz], W[:, dz:], self.transition.bias
             Q = torch.diag(positive(self.transition_scale_raw) ** 2)
-        return {"A": A, "B": Bm, "b": b, "Q": Q, "C": self.decoder.weight, "d": self.decoder.bias,
-                "R": self.obs_scale ** 2 * torch.eye(self.obs_dim, **like),
-                "m0": torch.zeros(dz, **like), "P0": torch.eye(dz, **like)}
+        out = {"A": A, "B": Bm, "b": b, "Q": Q, "C": self.decoder.weight, "d": self.decoder.bias,
+               "R": self.obs_scale ** 2 * torch.eye(self.obs_dim, **like),
+               "m0": torch.zeros(dz, **like), "P0": torch.eye(dz, **like)}
+        return {k: v.detach().clone() for k, v in out.items()}
 
 
 def build_latent_model(spec: LatentSpec | dict | str | Path, act_dim: int) -> LatentModel:
