@@ -10,6 +10,8 @@ register_envs()
 from .data import Transitions, collect  # noqa: E402
 from .inference.posterior import Posterior, load_posterior  # noqa: E402
 from .inference.svi import FitDiverged, fit  # noqa: E402
+from .inference.latent_posterior import LatentPosterior, load_latent_posterior  # noqa: E402
+from .models.latent import LatentModel, build_latent_model  # noqa: E402
 from .models.dynamics import BayesianDynamics, DynamicsModel, LinearGaussianDynamics, build_model  # noqa: E402
 from .spec import InferenceSpec, ModelSpec, SpecError, load_spec  # noqa: E402
 from .diagnostics.compare import compare  # noqa: E402
@@ -25,4 +27,5 @@ __version__ = "0.1.0"
 __all__ = ["Transitions", "collect", "Posterior", "load_posterior", "FitDiverged", "fit",
            "BayesianDynamics", "DynamicsModel", "LinearGaussianDynamics", "build_model",
            "InferenceSpec", "ModelSpec", "SpecError", "load_spec", "compare", "InfoGain",
-           "ExperimentSpec", "load_experiment", "train", "MIEstimate", "estimate_mi", "barber_agakov", "nuts"]
+           "ExperimentSpec", "load_experiment", "train", "MIEstimate", "estimate_mi", "barber_agakov", "nuts",
+           "LatentPosterior", "load_latent_posterior", "LatentModel", "build_latent_model"]

@@ -3,7 +3,9 @@ environments, image transitions (`collect_frames`, `Frames`), and the FIFO `Repl
 from .collect import collect
 from .frames import Frames, collect_frames
 from .replay import ReplayPool
+from .sequences import Sequences, split_episodes, to_sequences
 from .transitions import Transitions
 from .windows import k_step_windows
 
-__all__ = ["Transitions", "collect", "Frames", "collect_frames", "ReplayPool", "k_step_windows"]
+__all__ = ["Transitions", "collect", "Frames", "collect_frames", "ReplayPool", "k_step_windows",
+           "Sequences", "to_sequences", "split_episodes"]

@@ -79,8 +79,8 @@ class LatentSpec:
     """A latent dynamics model and the options of its objective (see the module docstring).
 
     ``free_nats`` > 0 replaces each step's KL (averaged over the minibatch) by max(KL, free_nats);
-    ``kl_balance`` = α replaces KL(q ‖ p) by α KL(sg q ‖ p) + (1 − α) KL(q ‖ sg p) (same value,
-    the prior learns α of the gradient). Either switches the objective to the analytic-KL form of
+    ``kl_balance`` = α replaces KL(q ‖ p) by α KL(sg q ‖ p) + (1 − α) KL(q ‖ sg p) (``sg``: stop
+    gradient; the same value, the prior gets α and the guide 1 − α of their plain KL gradients). Either switches the objective to the analytic-KL form of
     the ELBO; left out, the model is fitted by Pyro's Monte-Carlo ``Trace_ELBO``.
     ``estimator: score_function`` fits with ``TraceGraph_ELBO`` and the latent sites marked
     non-reparameterisable (with a learned baseline). ``sequence_length`` L: training windows of L

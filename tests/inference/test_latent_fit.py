@@ -203,3 +203,40 @@ def test_wrong_family_and_options_for_other_models_are_clear():
     with pytest.raises(TypeError, match="test_data"):
         pprl.fit("linear_gaussian", "mean_field", pprl.Transitions(torch.zeros(4, 1), torch.zeros(4, 1),
                                                                       torch.zeros(4, 1)), steps=1, test_data=None)
+
+
+def test_kl_balance_one_half_is_the_plain_gradient_and_free_nats_stop_the_kl_gradient():
+    """α KL(sg q ‖ p) + (1 − α) KL(q ‖ sg p) has the value of KL(q ‖ p) and gives the prior (the
+    transition, which only the KL term reaches) α times its plain gradient; below the free-nats
+    floor the KL term contributes no gradient at all."""
+    from pprl.inference.latent_fit import analytic_loss
+    data, _ = simulate_lgssm(n=8)
+    with seeded(0):
+        model = build_latent_model({**LGSSM, "guide": "filtering"}, act_dim=1)
+        guide = pprl.inference.amortised.AmortisedGuide(model.spec, 1)
+
+    def grads(**kw):
+        for p in [*model.parameters(), *guide.parameters()]:
+            p.grad = None
+        with seeded(1):
+            loss, neg_elbo = analytic_loss(model, guide, data.obs, data.act, 8, **kw)
+        loss.backward()
+        prior = torch.cat([p.grad.reshape(-1) for p in [*model.transition.parameters(), model.transition_scale_raw]])
+        return (float(loss), float(neg_elbo),
+                torch.cat([p.grad.reshape(-1) for p in gradient_parameters(model, guide)]), prior)
+
+    plain, balanced = grads(), grads(kl_balance=0.8)
+    assert plain[0] == pytest.approx(plain[1]) and balanced[0] == pytest.approx(plain[0], rel=1e-6)
+    assert torch.allclose(balanced[3], 0.8 * plain[3], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(balanced[2], plain[2], atol=1e-3)
+    floor = grads(free_nats=1e6)  # every step's KL below the floor: only the reconstruction term has a gradient
+    assert float(floor[3].abs().max()) == 0.0
+    assert floor[1] == pytest.approx(plain[1])  # the reported ELBO is the plain one
+    for p in [*model.parameters(), *guide.parameters()]:
+        p.grad = None
+    with seeded(1):
+        from pprl.inference.latent_fit import analytic_terms
+        rec, _, _ = analytic_terms(model, guide, data.obs, data.act, 8)
+    (-rec.sum()).backward()
+    assert torch.allclose(floor[2], torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                                               for p in gradient_parameters(model, guide)]), atol=1e-5)
