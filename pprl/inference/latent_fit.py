@@ -41,6 +41,7 @@ from ..models.latent_spec import LatentSpec
 from ..rng import seeded
 from ..spec import InferenceSpec, SpecError, as_inference_spec, as_model_spec
 from .amortised import AmortisedGuide
+from .families import FAMILIES, family_class
 from .latent_posterior import LatentPosterior
 
 
@@ -250,9 +251,10 @@ def image_strip(posterior: LatentPosterior, seqs: Sequences, path: str | Path, i
 # --------------------------------------------------------------------------- fit
 
 def _check_inference(spec: InferenceSpec) -> InferenceSpec:
-    if spec.family != "mean_field":
+    if not family_class(spec.family).local_latents:
+        allowed = ", ".join(name for name, cls in FAMILIES.items() if cls.local_latents)
         raise SpecError(f"{spec.source}: field 'family': a latent model's guide is an amortised diagonal Gaussian "
-                        f"per step; allowed: mean_field")
+                        f"per step; allowed: {allowed}")
     if spec.elbo == "renyi":
         raise SpecError(f"{spec.source}: field 'elbo': latent models are fitted by the ELBO; allowed: plain, "
                         f"analytic_kl (the model spec's free_nats / kl_balance pick the closed-form KL)")

@@ -63,8 +63,10 @@ class Family:
     (name → :class:`Option`), ``fitted_by_svi`` (False: the family makes its own posterior in
     :meth:`fit_directly`, e.g. MCMC draws), ``has_density`` (:meth:`log_q` exists), ``point_estimate`` (fitted by MAP: one particle, its "ELBO" is the
     log joint), ``closed_form_kl`` (:meth:`kl_to_prior` exists), ``info_gain`` (VIME info-gain
-    methods → solvers its :meth:`info_gain_view` supports) and ``structure_params`` (guide
-    parameter names that couple many coordinates of θ; the optimiser scales their step by 1/√D).
+    methods → solvers its :meth:`info_gain_view` supports), ``structure_params`` (guide
+    parameter names that couple many coordinates of θ; the optimiser scales their step by 1/√D)
+    and ``local_latents`` (the family's form, a diagonal Gaussian per latent, is what a latent
+    model's amortised guide q(z_t | ·) produces, so latent models accept it).
     """
 
     name: ClassVar[str] = ""
@@ -76,6 +78,7 @@ class Family:
     closed_form_kl: ClassVar[bool] = False
     info_gain: ClassVar[dict[str, tuple[str, ...]]] = {}
     structure_params: ClassVar[tuple[str, ...]] = ()
+    local_latents: ClassVar[bool] = False
 
     def __init__(self, spec: InferenceSpec, model: DynamicsModel | None = None, guide=None):
         self.spec, self.model, self.guide = spec, model, guide

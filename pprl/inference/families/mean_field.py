@@ -18,6 +18,7 @@ class MeanField(GaussianFamily):
     options: ClassVar[dict[str, Option]] = {
         "local_reparam": Option(bool, lambda elbo: elbo == "analytic_kl", needs_elbo="analytic_kl")}
     info_gain: ClassVar[dict[str, tuple[str, ...]]] = {"update": ("gradient", "linearized"), "second_order": ()}
+    local_latents: ClassVar[bool] = True
 
     def _build_guide(self, model):
         return AutoNormal(model, init_loc_fn=INIT, init_scale=self.spec.init_scale)
