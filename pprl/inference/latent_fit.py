@@ -226,7 +226,7 @@ def latent_metrics(posterior: LatentPosterior, data: Transitions | Sequences, ho
 @torch.no_grad()
 def image_strip(posterior: LatentPosterior, seqs: Sequences, path: str | Path, index: int = 0, zoom: int = 4) -> Path:
     """A PNG of one sequence: truth (top row), reconstruction (middle) and open-loop prediction from
-    its first frame (bottom), one column per time step."""
+    its first frame (bottom), one column per time step; of stacked frames, the newest."""
     import matplotlib.image
 
     C, H, W = posterior.model.obs_shape
@@ -239,7 +239,8 @@ def image_strip(posterior: LatentPosterior, seqs: Sequences, path: str | Path, i
         frames = frames.reshape(T, C, H, W).clamp(0, 1).cpu().numpy()
         for t in range(T):
             img = frames[t].transpose(1, 2, 0)
-            img = np.repeat(img, 3, -1) if C == 1 else img[..., :3]
+            # stacked frames (oldest first): show the newest one, RGB when C is a multiple of 3, else grey
+            img = img[..., -3:] if C % 3 == 0 else np.repeat(img[..., -1:], 3, -1)
             canvas[pad + r * (H + pad):pad + r * (H + pad) + H, pad + t * (W + pad):pad + t * (W + pad) + W] = img
     canvas = canvas.repeat(zoom, 0).repeat(zoom, 1)
     path = Path(path)
