@@ -35,6 +35,8 @@ import pyro.distributions as pdist
 import torch
 from torch import nn
 
+from ..models.encoders import ConvEncoder
+
 
 def _box(low, high, act_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     low = torch.as_tensor(low, dtype=torch.float32).reshape(-1).expand(act_dim).clone()
@@ -194,6 +196,36 @@ class AmplitudeLimitedChannel:
         return s + a.sum(1) + self.noise_std * noise[:, 0]
 
 
+class PendulumImage:
+    """A differentiable picture of a pendulum state for estimators that see pixels: s = (cos θ,
+    sin θ, θ̇) → ``[2, size, size]``. Channel 0 draws the rod at θ, channel 1 at θ − θ̇·dt (where it
+    was one simulator step earlier, ignoring the torque): two frames, because one frame hides the
+    velocity. A pixel at distance d from the rod (a segment from the centre to radius 0.8, θ = 0
+    up) has intensity sigmoid((w − d)/τ), w = 1.5 pixels, τ = 0.5 pixels: smooth in θ, so gradients
+    flow from the image back to the state (and through a channel's rollout to the actions)."""
+
+    def __init__(self, size: int = 32, dt: float = 0.05):
+        if int(size) < 8:
+            raise ValueError(f"size must be >= 8, got {size}")
+        self.size, self.dt = int(size), float(dt)
+        self.shape = (2, self.size, self.size)
+        centre = (self.size - 1) / 2
+        coords = (torch.arange(self.size, dtype=torch.float32) - centre) / centre  # [-1, 1]
+        self._y, self._x = torch.meshgrid(-coords, coords, indexing="ij")  # y up
+        self._px = 1.0 / centre  # one pixel in these units
+
+    def _rod(self, theta: torch.Tensor) -> torch.Tensor:
+        tip_x, tip_y = (0.8 * torch.sin(theta))[..., None, None], (0.8 * torch.cos(theta))[..., None, None]
+        x, y = self._x.to(theta), self._y.to(theta)
+        t = ((x * tip_x + y * tip_y) / (0.64)).clamp(0, 1)  # projection onto the segment, |tip|² = 0.64
+        d = torch.sqrt((x - t * tip_x) ** 2 + (y - t * tip_y) ** 2 + 1e-12) / self._px
+        return torch.sigmoid((1.5 - d) / 0.5)
+
+    def __call__(self, s: torch.Tensor) -> torch.Tensor:
+        theta = torch.atan2(s[..., 1], s[..., 0])
+        return torch.stack([self._rod(theta), self._rod(theta - s[..., 2] * self.dt)], -3)
+
+
 def is_continuous_channel(channel) -> bool:
     return all(hasattr(channel, name) for name in ("rollout", "action_low", "action_high", "noise_shape"))
 
@@ -213,14 +245,22 @@ class ContinuousNets(nn.Module):
     ``delta_std``; actions a = box(tanh u)."""
 
     def __init__(self, obs_dim: int, d: int, hidden: int, low: torch.Tensor, high: torch.Tensor,
-                 state_mean: torch.Tensor, state_std: torch.Tensor, delta_std: torch.Tensor | None = None):
+                 state_mean: torch.Tensor, state_std: torch.Tensor, delta_std: torch.Tensor | None = None,
+                 observe=None, features: int = 64):
         super().__init__()
         self.d, self.t = d, d * (d + 1) // 2
-        self.source = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+        self.observe = observe
+        if observe is not None:  # ω and q see images of the states, through one conv encoder each
+            shape = tuple(observe.shape)
+            self.source_encoder, self.planner_encoder = ConvEncoder(shape, features), ConvEncoder(shape, features)
+            n_in = features
+        else:
+            n_in = obs_dim
+        self.source = nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
                                     nn.Linear(hidden, d + self.t))
-        self.planner = nn.Sequential(nn.Linear(2 * obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden),
+        self.planner = nn.Sequential(nn.Linear(2 * n_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden),
                                      nn.Tanh(), nn.Linear(hidden, d + self.t))
-        self.planner_linear = nn.Linear(2 * obs_dim, d, bias=False)  # a linear path for q's mean
+        self.planner_linear = nn.Linear(2 * n_in, d, bias=False)  # a linear path for q's mean
         for layer in (self.source[-1], self.planner[-1], self.planner_linear):  # start broad and uninformed
             nn.init.zeros_(layer.weight)
             if layer.bias is not None:
@@ -237,9 +277,17 @@ class ContinuousNets(nn.Module):
     def _gaussian(self, out) -> pdist.MultivariateNormal:
         return pdist.MultivariateNormal(out[..., :self.d], scale_tril=_tril(out[..., self.d:], self.d))
 
+    def _see(self, encoder, s):
+        """What a network reads of states ``[..., n]``: the standardised state, or the conv features
+        of its image."""
+        if self.observe is None:
+            return self._std(s)
+        lead = s.shape[:-1]
+        return encoder(self.observe(s.reshape(-1, s.shape[-1]))).reshape(*lead, -1)
+
     def source_params(self, s) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ(s), L(s)) of ω(u | s): ``[..., d]`` and ``[..., d, d]``."""
-        out = self.source(self._std(s))
+        out = self.source(self._see(getattr(self, "source_encoder", None), s))
         return out[..., :self.d], _tril(out[..., self.d:], self.d)
 
     def source_dist(self, s) -> pdist.MultivariateNormal:  # [B, n] → batch [B], event [d]
@@ -247,7 +295,10 @@ class ContinuousNets(nn.Module):
         return pdist.MultivariateNormal(loc, scale_tril=L)
 
     def planner_dist(self, s, s_K) -> pdist.MultivariateNormal:  # q(a | s, s_K): [..., n] each → batch [...], event [d]
-        z = torch.cat([self._std(s), (s_K - s) / self.delta_std], -1)
+        if self.observe is None:
+            z = torch.cat([self._std(s), (s_K - s) / self.delta_std], -1)
+        else:
+            z = torch.cat([self._see(self.planner_encoder, s), self._see(self.planner_encoder, s_K)], -1)
         out = self.planner(z)
         return self._gaussian(torch.cat([out[..., :self.d] + self.planner_linear(z), out[..., self.d:]], -1))
 

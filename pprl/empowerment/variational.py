@@ -199,6 +199,11 @@ class Empowerment:
     it is called once on all states. ``encoder``: ``"mlp"`` (the networks take the one-hot state,
     or the flattened observation) or ``"conv"`` (a convolutional encoder of image observations
     ``[N, C, H, W]``; needs ``observe``). See :class:`_TabularNets` for which networks share it.
+    Continuous channels (``states=`` the ``[N, n]`` states to amortise over): ``observe`` is a
+    *differentiable* map from states ``[N, n]`` to images ``[N, C, H, W]`` with a ``.shape``
+    (e.g. :class:`~pprl.empowerment.continuous.PendulumImage`), applied to every batch (the
+    source's gradient flows through the image of s_K), with ``encoder="conv"``: ω and q each read
+    the images through their own conv encoder.
     ``lr``: Adam's step size (annealed by :meth:`fit`); None gives 1e-2, or 3e-3 with
     ``encoder="conv"``, whose convolutional weights do not train stably with Adam steps of 1e-2.
     """
@@ -211,9 +216,14 @@ class Empowerment:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         if encoder not in ("mlp", "conv"):
             raise ValueError(f"encoder must be 'mlp' or 'conv', got {encoder!r}")
-        if (observe is not None or encoder != "mlp") and not isinstance(channel, TabularChannel):
-            raise ValueError(f"observe and encoder='conv' apply to tabular channels (states are indices), "
+        if (observe is not None or encoder != "mlp") and not (isinstance(channel, TabularChannel)
+                                                             or is_continuous_channel(channel)):
+            raise ValueError(f"observe and encoder='conv' apply to tabular and continuous channels, "
                              f"got a {type(channel).__name__}")
+        if is_continuous_channel(channel) and (observe is None) != (encoder == "mlp"):
+            raise ValueError("a continuous channel seen as images needs both observe= (a differentiable map from "
+                             "states [N, n] to images [N, C, H, W] with a .shape, e.g. PendulumImage()) and "
+                             "encoder='conv'")
         self.channel, self.horizon, self.seed = channel, int(horizon), int(seed)
         self.device, self.lr = torch.device(device), float(lr if lr is not None else 3e-3 if encoder == "conv" else 1e-2)
         if isinstance(channel, TabularChannel):
@@ -261,17 +271,18 @@ class Empowerment:
             self.states = pool
             with seeded(self.seed):
                 self.nets = ContinuousNets(self.n, channel.act_dim * self.horizon, int(hidden), channel.action_low,
-                                           channel.action_high, pool.mean(0), pool.std(0).clamp_min(1e-3)
-                                           ).to(self.device)
+                                           channel.action_high, pool.mean(0), pool.std(0).clamp_min(1e-3),
+                                           observe=observe).to(self.device)
                 # the displacement's spread under the initial source, from a pilot batch
                 with torch.no_grad():
                     g = torch.Generator(device=self.device).manual_seed(self.seed)
                     pilot = pool[torch.randint(len(pool), (256,), generator=g, device=self.device)]
                     _, s_K, s0, _ = continuous_batch(self.nets, channel, pilot, 16, g)
                     self.nets.delta_std.copy_((s_K - s0).reshape(-1, self.n).std(0).clamp_min(1e-6))
-            self.q_opt = torch.optim.Adam([*self.nets.planner.parameters(), *self.nets.planner_linear.parameters()],
-                                          lr=self.lr)
-            self.source_opt = torch.optim.Adam(self.nets.source.parameters(), lr=self.lr)
+            planner = [self.nets.planner, self.nets.planner_linear, getattr(self.nets, "planner_encoder", None)]
+            source = [self.nets.source, getattr(self.nets, "source_encoder", None)]
+            self.q_opt = torch.optim.Adam([p for m in planner if m is not None for p in m.parameters()], lr=self.lr)
+            self.source_opt = torch.optim.Adam([p for m in source if m is not None for p in m.parameters()], lr=self.lr)
         else:
             raise TypeError(f"channel must be a TabularChannel, a LinearGaussianChannel or a continuous channel "
                             f"(rollout, action_low, action_high, noise_dim; see pprl.empowerment.continuous), "

@@ -134,3 +134,53 @@ def test_pyro_view_of_a_continuous_channel_gives_the_same_bound():
     value, stderr = emp.estimate(states, num_samples=4096)
     # the sum over the 8 states of the same bound; 4 standard errors of the two estimates
     assert float(terms.mean()) / 8 == pytest.approx(float(value.mean()), abs=4 * float(stderr.mean()) + 0.01)
+
+
+class StripImage:
+    """s [N, 1] → a bump at s on a [1, 4, 32] strip over [−3, 3] (differentiable in s)."""
+
+    shape = (1, 4, 32)
+
+    def __init__(self, blank: bool = False):
+        self.blank = blank
+
+    def __call__(self, s):
+        x = torch.linspace(-3, 3, 32, dtype=s.dtype, device=s.device)
+        row = torch.exp(-0.5 * ((x - s) / 0.15) ** 2)
+        if self.blank:  # the same image for every state: nothing to read
+            row = torch.zeros_like(row)
+        return row[:, None, None, :].expand(-1, 1, 4, 32)
+
+
+def test_estimator_reading_images_of_a_continuous_channel_matches_the_state_based_one():
+    channel = AmplitudeLimitedChannel(0.2)
+    capacity = float(amplitude_limited_capacity(0.2).capacity)
+    states = torch.linspace(-1, 1, 64)[:, None]
+    common = dict(states=states, hidden=32, lr=3e-3, seed=0)
+    by_state = Empowerment(channel, 1, **common).fit(200, batch_states=8, num_samples=32, progress=False)
+    by_pixels = Empowerment(channel, 1, observe=StripImage(), encoder="conv", **common)
+    by_pixels.fit(200, batch_states=8, num_samples=32, progress=False)
+    value, stderr = by_pixels.estimate(states[:8], num_samples=4096)
+    assert float(value.mean()) <= capacity + 3 * float(stderr.mean())
+    assert float(value.mean()) > 0.7 * capacity
+    assert abs(float(value.mean()) - float(by_state(states[:8], num_samples=4096).mean())) < 0.1
+    # the images carry the information: with the same picture for every state the bound stays at ~0
+    blank = Empowerment(channel, 1, observe=StripImage(blank=True), encoder="conv", **common)
+    assert float(blank.fit(50, batch_states=8, num_samples=32, progress=False)(states[:8], num_samples=1024).mean()) < 0.1
+    with pytest.raises(ValueError, match="needs both observe"):
+        Empowerment(channel, 1, states=states, observe=StripImage())
+
+
+def test_pendulum_image_is_differentiable_and_points_up_at_theta_zero():
+    from pprl.empowerment.continuous import PendulumImage
+
+    image = PendulumImage(16)
+    s = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 3.0]], requires_grad=True)
+    x = image(s)
+    assert x.shape == (2, 2, 16, 16)
+    upright = x[0, 0] > 0.5
+    assert upright[:8].sum() > 0 and upright[9:].sum() == 0  # θ = 0: the rod lies in the top half
+    torch.testing.assert_close(x[0, 0], x[0, 1])              # at rest both frames agree
+    assert not torch.allclose(x[1, 0], x[1, 1])               # moving: the earlier frame differs
+    x[1].sum().backward()
+    assert torch.isfinite(s.grad).all() and s.grad[1].abs().sum() > 0
