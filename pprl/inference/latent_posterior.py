@@ -6,7 +6,6 @@ model's own parameters are point estimates (maximum ELBO), and q(z_t | ·) is th
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from ..rng import seeded
 from ..spec import InferenceSpec, parse_inference_spec, parse_model_spec
 from ..threads import uses_threads
 from .amortised import AmortisedGuide
+from .checkpoints import read_checkpoint
 
 FORMAT = "pprl.latent_posterior/1"
 
@@ -137,12 +137,4 @@ def latent_posterior_from_state(state: dict, device: str | torch.device = "cpu",
 
 def load_latent_posterior(path: str | Path, device: str | torch.device = "cpu") -> LatentPosterior:
     """Load a checkpoint written by :meth:`LatentPosterior.save` (safe: ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such latent-model checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{path}: not a pprl latent-model checkpoint (torch.load failed: {reason[:120]})") from None
-    return latent_posterior_from_state(state, device, str(path))
+    return latent_posterior_from_state(read_checkpoint(path, "latent-model"), device, str(path))

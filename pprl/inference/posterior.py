@@ -5,7 +5,6 @@ Everything that depends on the form of q is asked of its :class:`~pprl.inference
 from __future__ import annotations
 
 import math
-import pickle
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ from ..models.dynamics import DynamicsModel, build_model
 from ..pyro_settings import local_params
 from ..rng import seeded
 from ..spec import InferenceSpec, ModelSpec, parse_inference_spec, parse_model_spec
+from .checkpoints import read_checkpoint
 from .families import Family, make_family
 from ..threads import uses_threads
 
@@ -199,14 +199,12 @@ def posterior_from_state(state: dict, device: str | torch.device = "cpu", where:
     return Posterior(q, state["elbo_trace"], state.get("info"))
 
 
-def load_posterior(path: str | Path, device: str | torch.device = "cpu") -> Posterior:
-    """Load a checkpoint written by :meth:`Posterior.save` (safe: ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such posterior checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{path}: not a pprl posterior checkpoint (torch.load failed: {reason[:120]})") from None
+def load_posterior(path: str | Path, device: str | torch.device = "cpu"):
+    """Load a checkpoint written by :meth:`Posterior.save` (safe: ``weights_only=True``); a latent
+    model's checkpoint (:meth:`~pprl.inference.latent_posterior.LatentPosterior.save`) loads as a
+    ``LatentPosterior``."""
+    state = read_checkpoint(path, "posterior")
+    if isinstance(state, dict) and str(state.get("format", "")).startswith("pprl.latent_posterior/"):
+        from .latent_posterior import latent_posterior_from_state
+        return latent_posterior_from_state(state, device, str(path))
     return posterior_from_state(state, device, str(path))

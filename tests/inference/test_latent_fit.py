@@ -240,3 +240,24 @@ def test_kl_balance_one_half_is_the_plain_gradient_and_free_nats_stop_the_kl_gra
     (-rec.sum()).backward()
     assert torch.allclose(floor[2], torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
                                                for p in gradient_parameters(model, guide)]), atol=1e-5)
+
+
+def test_load_posterior_opens_latent_checkpoints_and_rejects_junk(tmp_path):
+    from pprl.inference.latent_posterior import LatentPosterior, load_latent_posterior
+    from pprl.inference.posterior import load_posterior
+
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(64, 3, generator=g)
+    data = pprl.Transitions(obs=obs[:-1], act=torch.zeros(63, 1), next_obs=obs[1:])
+    fitted = pprl.fit("latent_vector", {"family": "mean_field", "steps": 3, "batch_size": 4}, data, seed=0,
+                      progress=False)
+    path = fitted.save(tmp_path / "latent.pt")
+    loaded = load_posterior(path)
+    assert isinstance(loaded, LatentPosterior)
+    torch.testing.assert_close(loaded.encode(obs[:5])[0], fitted.encode(obs[:5])[0])
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    for load in (load_posterior, load_latent_posterior):
+        with pytest.raises(ValueError, match="not a pprl"):
+            load(tmp_path / "junk.pt")
+        with pytest.raises(FileNotFoundError, match="no such"):
+            load(tmp_path / "missing.pt")
