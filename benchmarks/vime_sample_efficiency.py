@@ -2,6 +2,7 @@
 
     python benchmarks/vime_sample_efficiency.py --seeds 0 1 2 3 4 --steps 200000 --jobs 2
     python benchmarks/vime_sample_efficiency.py --env swingup --steps 300000 -o bench_out/swingup
+    python benchmarks/vime_sample_efficiency.py --env mountaincar_pixels --seeds 0 1 --steps 100000 -o bench_out/mc_pixels
 
 Each (method, seed) run is `pprl.train` in its own process (one torch thread each); runs
 land in OUT/<method>-seed<S>/ and the table (success rate, first-success step per seed) in
@@ -16,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-ENVS = {"mountaincar": "Sparse MountainCar", "swingup": "CartPoleSwingUp"}  # examples/{method}_{env}.yaml
+ENVS = {"mountaincar": "Sparse MountainCar", "swingup": "CartPoleSwingUp",
+        "mountaincar_pixels": "Sparse MountainCar from pixels"}  # examples/{method}_{env}.yaml
 METHODS = ("vime", "ppo")
 
 
@@ -48,11 +50,11 @@ def plot(out: Path, results: pd.DataFrame, env: str) -> None:
     colors = {"vime": "tab:purple", "ppo": "tab:gray"}
     for _, r in results.iterrows():
         ep = pd.read_csv(out / f"{r['method']}-seed{r['seed']}" / "episodes.csv")
-        column = "success" if env == "mountaincar" else "return"
+        column = "success" if env.startswith("mountaincar") else "return"
         curve = ep[column].astype(float).rolling(20, min_periods=1).mean()
         ax.plot(ep["env_step"], curve, color=colors[r["method"]], alpha=0.8,
                 label=r["method"] if r["seed"] == results["seed"].min() else None)
-    ylabel = "success rate" if env == "mountaincar" else "return"
+    ylabel = "success rate" if env.startswith("mountaincar") else "return"
     ax.set(xlabel="env steps", ylabel=f"{ylabel} (last 20 episodes)",
            title=f"{ENVS[env]}: VIME vs PPO alone (one line per seed)")
     ax.legend()

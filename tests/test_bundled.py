@@ -42,12 +42,13 @@ print("ok")
 
 def test_unknown_names_list_the_shipped_ones():
     assert set(bundled("models")) >= {"bnn_dynamics", "bnn_dynamics_student_t", "linear_gaussian"}
-    with pytest.raises(SpecError, match="bundled: bnn_dynamics, bnn_dynamics_student_t, latent_pendulum_pixels, "
-                                        "latent_vector, linear_gaussian"):
+    with pytest.raises(SpecError, match="bundled: bnn_dynamics, bnn_dynamics_student_t, latent_mountaincar_pixels, "
+                                        "latent_pendulum_pixels, latent_vector, linear_gaussian"):
         as_model_spec("bnn_dynamcis")
     with pytest.raises(SpecError, match="allowed families: mean_field"):
         as_inference_spec("mean-field")
-    with pytest.raises(SpecError, match="bundled: pendulum_empowerment, ppo_mountaincar, ppo_swingup, vime_halfcheetah"):
+    with pytest.raises(SpecError, match="bundled: pendulum_empowerment, ppo_mountaincar, ppo_mountaincar_pixels, ppo_swingup, "
+                                        "vime_halfcheetah, vime_mountaincar, vime_mountaincar_pixels"):
         load_experiment("vime_mountain_car")
     with pytest.raises(ValueError, match="allowed: models, inference, examples"):
         bundled("datasets")

@@ -7,6 +7,10 @@
       eta: 0.1                     # r' = r + η(t)·r_int
       eta_schedule: constant       # or linear: η(t) = η·(1 − t/T)
       method: second_order         # InfoGain method / solver / options
+      encoder: {model: latent_mountaincar_pixels, fit_steps: 500}   # optional: VIME from pixels
+
+With ``encoder:`` every frame is first encoded to z = E_q[z | o] by a latent model fitted once and
+then frozen, and the dynamics model is of z' given (z, a) (:mod:`.pixel_encoder` says why).
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from ...models.dynamics import build_model
 from ...spec import InferenceSpec, ModelSpec, SpecError, _check_choice, _check_positive, _check_type
 from ..registry import resolve_spec
 from .base import Health, IntrinsicSpec
+from .pixel_encoder import EncoderSpec, FrozenEncoder
 
 BONUS_SCALES = ("recent", "peak")
 
@@ -56,6 +61,7 @@ class VIMESpec(IntrinsicSpec):
     bonus_scale: str = "recent"       # divide by that mean (recent, VIME) or by its running max (peak)
     warn_info_gain: float = 30.0      # warn once if a batch's mean info gain exceeds this (nats)
     warn_elbo_drop: float = 5.0       # warn once if the pool's ELBO/transition falls more in one refit
+    encoder: EncoderSpec | None = None  # VIME from pixels: a frozen latent-model encoder (pixel_encoder.py)
 
     _CHOICES: ClassVar[dict] = {"method": METHODS, "solver": SOLVERS, "bonus_scale": BONUS_SCALES}
 
@@ -74,6 +80,10 @@ class VIMESpec(IntrinsicSpec):
         defaults = cls()
         for f in dataclasses.fields(cls):
             if f.name in out or f.name not in data:
+                continue
+            if f.name == "encoder":
+                if data["encoder"] is not None:
+                    out["encoder"] = EncoderSpec.from_dict(data["encoder"], src, base)
                 continue
             where, value = f"intrinsic.{f.name}", data[f.name]
             if f.name == "fit_lr" and value is None:  # the family's own final step size
@@ -95,7 +105,9 @@ class VIMESpec(IntrinsicSpec):
     def to_dict(self) -> dict:
         """The block with the model and family specs inlined."""
         out = {"type": self.type, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                                     if f.name not in ("model", "inference")}}
+                                     if f.name not in ("model", "inference", "encoder")}}
+        if self.encoder is not None:
+            out["encoder"] = self.encoder.to_dict()
         out["model"] = self.model.to_dict()
         out["family"] = self.inference.to_dict()
         return out
@@ -135,8 +147,13 @@ class VIME:
               "elbo_per_transition": Health("pool ELBO (nats / transition)", "elbo")}
 
     def __init__(self, spec: VIMESpec, obs_dim: int, act_dim: int, *, seed: int = 0, device="cpu"):
-        self.spec, self.obs_dim, self.act_dim = spec, obs_dim, act_dim
+        # with an encoder (VIME from pixels) the dynamics model sees latent states, not frames
+        self.encoder = None if spec.encoder is None else FrozenEncoder(spec.encoder, obs_dim, act_dim, seed=seed,
+                                                                        device=device)
+        self.spec, self.act_dim = spec, act_dim
+        self.obs_dim = obs_dim if spec.encoder is None else spec.encoder.latent_size
         self.seed, self.device = seed, torch.device(device)
+        self._encoded: tuple[Transitions, Transitions] | None = None  # the last batch and its codes
         self.pool = ReplayPool(spec.replay_size)
         self.info_gain: InfoGain | None = None
         self.medians: list[float] = []
@@ -156,8 +173,24 @@ class VIME:
             self.warned.add(key)
             warnings.warn(message, VIMEHealthWarning, stacklevel=3)
 
+    def _latent(self, transitions: Transitions, keep: bool) -> Transitions | None:
+        """The batch the dynamics model sees: as given, or encoded (None before the encoder's fit)."""
+        if self.encoder is None:
+            return transitions
+        if self._encoded is not None and self._encoded[0] is transitions:  # reward's batch, back in update
+            return self._encoded[1]
+        latent = self.encoder(transitions, keep=keep)
+        self._encoded = None if latent is None else (transitions, latent)
+        return latent
+
     def reward(self, transitions: Transitions) -> torch.Tensor:
-        """Normalised information gain of each transition → ``[N]`` (CPU float32)."""
+        """Normalised information gain of each transition → ``[N]`` (CPU float32); 0 while the
+        encoder (if any) waits for its ``frames_to_fit`` transitions."""
+        n = len(transitions)
+        transitions = self._latent(transitions, keep=True)
+        if transitions is None:
+            self.stats = {}
+            return torch.zeros(n)
         if self.info_gain is None:
             model = build_model(self.spec.model, self.obs_dim, self.act_dim)
             self.fits += 1
@@ -179,6 +212,9 @@ class VIME:
     def update(self, transitions: Transitions) -> dict[str, float]:
         """Add the batch to the replay pool, refit q on the pool (warm start) and report the
         pool's ELBO per transition."""
+        transitions = self._latent(transitions, keep=False)
+        if transitions is None:  # the encoder is not fitted yet: nothing to learn from
+            return {}
         self.pool.add(transitions)
         if self.spec.fit_steps == 0 or self.info_gain is None:
             return {}
@@ -197,12 +233,16 @@ class VIME:
         posterior = None if self.info_gain is None else self.info_gain.posterior.state()
         return {"posterior": posterior, "pool": self.pool.state_dict(), "medians": list(self.medians),
                 "peak_scale": self.peak_scale, "fits": self.fits, "last_elbo": self.last_elbo,
-                "warned": sorted(self.warned)}
+                "warned": sorted(self.warned),
+                "encoder": None if self.encoder is None else self.encoder.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.pool.load_state_dict(state["pool"])
         self.medians, self.fits = list(state["medians"]), int(state["fits"])
         self.last_elbo, self.peak_scale = state.get("last_elbo"), float(state.get("peak_scale", 0.0))
         self.warned = set(state.get("warned", []))
+        if self.encoder is not None:
+            self.encoder.load_state_dict(state["encoder"])
+        self._encoded = None
         if state["posterior"] is not None:
             self.info_gain = self._info_gain(posterior_from_state(state["posterior"], self.device))

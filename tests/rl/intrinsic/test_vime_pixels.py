@@ -1,0 +1,146 @@
+"""VIME from pixels: frames encoded by a latent model fitted once and frozen, VIME's information gain
+about a BNN of z' given (z, a), resumable, and reachable from an experiment spec."""
+import copy
+import io
+
+import pytest
+import torch
+
+import pprl
+import pprl.inference.latent_fit as latent_fit
+from pprl.data.frames import collect_frames
+from pprl.rl.experiment import load_experiment
+from pprl.rl.intrinsic import VIME
+from pprl.spec import SpecError
+
+pytestmark = pytest.mark.filterwarnings("ignore::pprl.rl.intrinsic.VIMEHealthWarning")  # tiny fits
+
+SIZE = 8  # 8×8 frames, two stacked: [2, 8, 8] = 128 numbers per observation
+TINY_LATENT = {"name": "tiny_mc_pixels", "type": "latent", "observation": {"kind": "image", "shape": [2, SIZE, SIZE]},
+               "latent_size": 3, "encoder": {"type": "conv", "features": 16}, "decoder": {"type": "conv"},
+               "transition": {"type": "mlp", "hidden_sizes": [16]}, "likelihood": {"type": "bernoulli"},
+               "guide": "per_step", "sequence_length": 4}
+TINY = {"name": "tiny_vime_pixels", "env": "pprl/SparseMountainCarPixels-v0",
+        "env_kwargs": {"size": SIZE, "frames": 2},
+        "learner": {"num_envs": 2, "num_steps": 64, "total_steps": 256, "num_minibatches": 2, "update_epochs": 2},
+        "intrinsic": {"type": "vime", "model": "bnn_dynamics", "family": "mean_field", "eta": 0.1,
+                      "fit_steps": 5, "initial_fit_steps": 20, "num_samples": 2,
+                      "encoder": {"model": TINY_LATENT, "fit_steps": 10, "batch_size": 4}}}
+
+
+def spec_with(**encoder) -> dict:
+    out = copy.deepcopy(TINY)
+    out["intrinsic"]["encoder"].update(encoder)
+    return out
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """256 random-policy transitions of two envs, time-major, frames flattened to 128 numbers."""
+    data = collect_frames("pprl/SparseMountainCarPixels-v0", 256, seed=0, frames=2, num_envs=2,
+                          render={"size": SIZE}).transitions()
+    assert data.obs.shape == (256, 2 * SIZE * SIZE)
+    return data
+
+
+def make_vime(**encoder) -> VIME:
+    return VIME(load_experiment(spec_with(**encoder)).intrinsic, 2 * SIZE * SIZE, 1, seed=0)
+
+
+def test_encoder_is_fitted_once_on_the_first_frames_and_then_frozen(frames, monkeypatch):
+    fits = []
+    real = latent_fit.fit_latent
+    monkeypatch.setattr(latent_fit, "fit_latent", lambda *a, **k: fits.append(len(a[2])) or real(*a, **k))
+    vime = make_vime(frames_to_fit=200)  # more than the first batch: the fit waits for the second
+    first = vime.reward(frames[:128])
+    assert torch.equal(first, torch.zeros(128)) and not vime.encoder.fitted and vime.info_gain is None
+    assert vime.update(frames[:128]) == {} and vime.pool.size == 0
+    vime.reward(frames[128:])
+    assert fits == [256]  # one fit, on both batches' frames
+    posterior = vime.encoder.posterior
+    params = {k: v.clone() for k, v in {**posterior.model.state_dict(), **posterior.guide.state_dict()}.items()}
+    assert not any(p.requires_grad for p in [*posterior.model.parameters(), *posterior.guide.parameters()])
+    for part in (frames[128:], frames[:128], frames[64:192]):
+        vime.update(part)
+        vime.reward(part)
+    assert fits == [256] and vime.encoder.posterior is posterior  # never refitted
+    now = {**posterior.model.state_dict(), **posterior.guide.state_dict()}
+    assert all(torch.equal(params[k], now[k]) for k in params)  # frozen: VIME's refits leave it alone
+
+
+def test_info_gain_is_finite_and_about_the_latent_transition(frames):
+    vime = make_vime()
+    reward = vime.reward(frames[:128])
+    assert reward.shape == (128,) and torch.isfinite(reward).all() and (reward >= 0).all()
+    assert reward.median() == pytest.approx(1.0, rel=1e-5)  # VIME's median normalisation, on the codes
+    assert vime.obs_dim == 3 and vime.info_gain.posterior.model.obs_dim == 3  # BNN of z' given (z, a)
+    vime.update(frames[:128])
+    pool = vime.pool.contents()
+    assert pool.obs.shape == (128, 3) and pool.next_obs.shape == (128, 3)
+    z, _ = vime.encoder.posterior.encode(frames.obs[:128])
+    torch.testing.assert_close(pool.obs, z)  # the codes are the encoder's means
+    gain = vime.info_gain(pool)
+    assert gain.shape == (128,) and torch.isfinite(gain).all()
+    assert torch.isfinite(vime.reward(frames[128:])).all()
+
+
+def test_spec_errors_name_the_field(tmp_path):
+    filtering = {**TINY_LATENT, "guide": "filtering"}
+    with pytest.raises(SpecError, match=r"intrinsic.encoder.model.*guide must be per_step"):
+        load_experiment(spec_with(model=filtering))
+    with pytest.raises(SpecError, match=r"intrinsic.encoder.model.*needs a type: latent model"):
+        load_experiment(spec_with(model="bnn_dynamics"))
+    with pytest.raises(SpecError, match=r"intrinsic.encoder.*frames_to_fits"):
+        load_experiment(spec_with(frames_to_fits=3))
+    bad = copy.deepcopy(TINY)
+    del bad["intrinsic"]["encoder"]["model"]
+    with pytest.raises(SpecError, match=r"intrinsic.encoder.model' is required"):
+        load_experiment(bad)
+    with pytest.raises(SpecError, match=r"intrinsic.encoder.fit_steps"):
+        load_experiment(spec_with(fit_steps=0))
+    one_frame = {**TINY_LATENT, "observation": {"kind": "image", "shape": [1, SIZE, SIZE]}}
+    spec = load_experiment(spec_with(model=one_frame)).intrinsic
+    with pytest.raises(SpecError, match=r"shape \[1, 8, 8\] \(64 numbers\), the environment gives 128"):
+        VIME(spec, 2 * SIZE * SIZE, 1)
+    with pytest.raises(SpecError, match=r"shape \[1, 8, 8\]"):  # through the experiment: the env has 2 frames
+        pprl.train(spec_with(model=one_frame), progress=False, out_dir=tmp_path)
+
+
+def roundtrip(state: dict) -> dict:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("frames_to_fit", [0, 200])  # resumed after the fit / while frames wait for it
+def test_resume_gives_the_same_rewards(frames, frames_to_fit):
+    run = make_vime(frames_to_fit=frames_to_fit)
+    run.reward(frames[:128])
+    run.update(frames[:128])
+    resumed = make_vime(frames_to_fit=frames_to_fit)
+    resumed.load_state_dict(roundtrip(run.state_dict()))
+    assert resumed.encoder.fitted == run.encoder.fitted == (frames_to_fit == 0)
+    for part in (frames[128:], frames[64:192]):
+        expected = run.reward(part)
+        torch.testing.assert_close(resumed.reward(part), expected, rtol=0, atol=0)
+        assert torch.isfinite(expected).all() and expected.abs().sum() > 0
+        run.update(part), resumed.update(part)
+
+
+def test_train_runs_the_pixel_example(tmp_path):
+    """The shipped example, shrunk (2 envs × 64 steps, 5 encoder steps), runs, records VIME's
+    health and resumes with the encoder it fitted."""
+    spec = load_experiment("vime_mountaincar_pixels").to_dict()
+    spec["learner"].update(num_envs=2, num_steps=64, total_steps=256, num_minibatches=2, update_epochs=1)
+    spec["intrinsic"].update(fit_steps=3, initial_fit_steps=10, num_samples=2)
+    spec["intrinsic"]["encoder"].update(fit_steps=3, batch_size=2, frames_to_fit=0)
+    summary = pprl.train(spec, seed=0, out_dir=tmp_path, progress=False)
+    assert summary["env_steps"] == 256 and summary["final_info_gain"] is not None
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    encoder = ckpt["intrinsic"]["encoder"]["posterior"]
+    assert encoder["model_spec"]["name"] == "latent_mountaincar_pixels" and encoder["model_spec"]["latent_size"] == 4
+    summary = pprl.train(None, out_dir=tmp_path, resume=True, total_steps=384, progress=False)
+    assert summary["env_steps"] == 384
+    again = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["intrinsic"]["encoder"]["posterior"]
+    assert all(torch.equal(encoder["guide_state"][k], again["guide_state"][k]) for k in encoder["guide_state"])
