@@ -7,6 +7,9 @@ out whole episodes.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -107,3 +110,22 @@ def split_episodes(transitions: Transitions, fraction: float, *, seed: int = 0, 
     held = unique[torch.randperm(len(unique), generator=gen)[:n_out].to(unique.device)]
     mask = torch.isin(ids, held)
     return transitions[~mask], transitions[mask]
+
+
+def split_held_out(transitions: Transitions, fraction: float, *, seed: int = 0) -> tuple[Transitions, Transitions]:
+    """(kept, held out) without cutting an episode or a vector env's stream: one stream →
+    :func:`split_episodes`; E > 1 interleaved streams (``meta["num_envs"]``, rows t·E + i) → the
+    last ⌈fraction·E⌉ streams held out whole (at least one, at most E − 1), each part keeping the
+    time-major layout with its own ``num_envs``."""
+    E = _stride(transitions, None)
+    if E == 1:
+        return split_episodes(transitions, fraction, seed=seed)
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    if len(transitions) % E:
+        raise ValueError(f"{len(transitions)} rows are not a whole number of steps of {E} envs")
+    k = min(max(math.ceil(fraction * E), 1), E - 1)
+    env = torch.arange(len(transitions)) % E
+    kept, held = transitions[env < E - k], transitions[env >= E - k]
+    return (dataclasses.replace(kept, meta={**transitions.meta, "num_envs": E - k}),
+            dataclasses.replace(held, meta={**transitions.meta, "num_envs": k}))

@@ -261,3 +261,28 @@ def test_load_posterior_opens_latent_checkpoints_and_rejects_junk(tmp_path):
             load(tmp_path / "junk.pt")
         with pytest.raises(FileNotFoundError, match="no such"):
             load(tmp_path / "missing.pt")
+
+
+def test_pprl_fit_command_fits_a_latent_model_on_held_out_streams(tmp_path, capsys):
+    from pprl.cli import main
+    from pprl.data.sequences import split_held_out
+
+    data = pprl.collect("Pendulum-v1", 800, seed=0, num_envs=4)
+    kept, held = split_held_out(data, 0.25)
+    assert (len(kept), len(held)) == (600, 200) and (kept.meta["num_envs"], held.meta["num_envs"]) == (3, 1)
+    torch.testing.assert_close(held.obs, data.obs[3::4])  # the last env's stream, whole and in order
+    path = tmp_path / "pend.npz"
+    data.save(path)
+    out = tmp_path / "fit"
+    assert main(["fit", "latent_vector", "mean_field", "--data", str(path), "--steps", "20", "-o", str(out),
+                 "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "held_out" and len(metrics["prediction_mse"]) == 10
+    assert isinstance(pprl.inference.posterior.load_posterior(out / "posterior.pt"), LatentPosterior)
+    capsys.readouterr()
+    wrong = tmp_path / "wrong.npz"
+    pprl.collect("MountainCarContinuous-v0", 64, seed=0).save(wrong)  # 2-D observations, the model wants 3
+    assert main(["fit", "latent_vector", "mean_field", "--data", str(wrong), "--steps", "2", "-o",
+                 str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "latent_vector" in err[0]
