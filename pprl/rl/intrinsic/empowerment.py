@@ -190,7 +190,11 @@ class EmpowermentReward:
     construction; ``reward`` is one batched lookup and ``update`` learns nothing.
 
     Health: ``empowerment``, the batch's mean E(s') (it rises as the agent learns to stay where
-    it has the most options)."""
+    it has the most options).
+
+    The registry holds one class per ``type``; a block with ``channel: pendulum`` or ``learned``
+    constructs a :class:`~pprl.rl.intrinsic.empowerment_continuous.ContinuousEmpowerment`
+    instead (``__new__``), which has the same plug-in methods."""
 
     spec_class = EmpowermentSpec
     health = {"empowerment": Health("mean empowerment of s' (nats)", "emp")}
