@@ -35,6 +35,7 @@ from torch.distributions import kl_divergence
 from tqdm.auto import tqdm
 
 from ..data import Transitions
+from ..data.minibatches import shuffled_batches
 from ..data.sequences import Sequences, to_sequences
 from ..models.latent import LatentModel, build_latent_model
 from ..models.latent_spec import LatentSpec
@@ -326,14 +327,11 @@ def fit_latent(model, inference, data: Transitions | Sequences, *, steps: int | 
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, spec.lr_decay ** (1.0 / steps))
         objective = make_objective(model, guide, particles)
         trace = torch.empty(steps)
-        order, cursor = torch.randperm(N, device=device), 0
+        batches = shuffled_batches(N, M, device)
         start = time.perf_counter()
         bar = tqdm(range(steps), desc=f"fit {mspec.name}", disable=not progress, leave=False)
         for step in bar:
-            if cursor + M > N:
-                order, cursor = torch.randperm(N, device=device), 0
-            idx = order[cursor:cursor + M]
-            cursor += M
+            idx = next(batches)
             optimizer.zero_grad(set_to_none=True)
             loss = objective(seqs.obs[idx], seqs.act[idx], N)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, spec.grad_clip or float("inf"))

@@ -26,6 +26,7 @@ from pyro.infer import RenyiELBO, Trace_ELBO
 from tqdm.auto import tqdm
 
 from ..data import Transitions
+from ..data.minibatches import shuffled_batches
 from ..models.dynamics import DynamicsModel, build_model
 from ..pyro_settings import local_params
 from ..rng import seeded
@@ -186,14 +187,11 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
         objective = _objective(model, q, spec)
         losses = torch.empty(steps)
-        order, cursor = torch.randperm(N, device=device), 0
+        batches = shuffled_batches(N, M, device)
         start = time.perf_counter()
         bar = tqdm(range(steps), desc=f"fit {spec.name}", disable=not progress, leave=False)
         for step in bar:
-            if cursor + M > N:
-                order, cursor = torch.randperm(N, device=device), 0
-            idx = order[cursor:cursor + M]
-            cursor += M
+            idx = next(batches)
             optimizer.zero_grad(set_to_none=True)
             try:
                 loss = objective(x[idx], y[idx], N)

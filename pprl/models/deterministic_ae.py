@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.minibatches import shuffled_batches
 from ..data.sequences import Sequences
 from ..rng import seeded
 from ..spec import as_model_spec
@@ -145,13 +146,10 @@ class DeterministicAE(nn.Module):
         opt = torch.optim.Adam(params, lr=lr)
         trace = torch.empty(steps)
         with seeded(seed):
-            order, cursor = torch.randperm(N), 0
+            batches = shuffled_batches(N, M)
             start = time.perf_counter()
             for step in range(steps):
-                if cursor + M > N:
-                    order, cursor = torch.randperm(N), 0
-                idx = order[cursor:cursor + M]
-                cursor += M
+                idx = next(batches)
                 opt.zero_grad(set_to_none=True)
                 loss = self.loss(data.obs[idx], data.act[idx])
                 loss.backward()
