@@ -7,7 +7,9 @@ Three methods, same learner, same budget, the env's reward switched off for all
 (``extrinsic_weight: 0``): ``learned`` (examples/pendulum_empowerment.yaml: empowerment of a
 channel learned online), ``known`` (the same with ``channel: pendulum``, the simulator's own
 equations with the same sensor noise) and ``no_reward`` (no intrinsic reward: PPO on a zero
-reward, the behaviour the policy's initialisation and entropy give). Each trained policy then runs 10 deterministic evaluation
+reward, the behaviour the policy's initialisation and entropy give); and the control ``extrinsic``
+(PPO on the pendulum's own reward, the same learner and budget: can this learner balance at all
+in this budget?). Each trained policy then runs 10 deterministic evaluation
 episodes (200 steps, random starts); reported per seed: the fraction of the last 99 states with
 |θ| < 0.3 rad (upright), the mean cos θ over those steps, and the pendulum's own return
 (−Σ θ² + 0.1 θ̇² + 0.001 u², higher = more upright). Aggregates: the IQM over seeds with a
@@ -25,7 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-METHODS = ("learned", "known", "no_reward")
+METHODS = ("learned", "known", "no_reward", "extrinsic")
 UPRIGHT = 0.3  # rad
 
 
@@ -35,6 +37,8 @@ def spec(method: str) -> dict:
     data = yaml.safe_load((ROOT / "examples" / "pendulum_empowerment.yaml").read_text())
     if method == "no_reward":
         data["intrinsic"], data["name"] = {"type": "none"}, "pendulum_no_reward"
+    elif method == "extrinsic":  # the control: the same learner and budget on the pendulum's own reward
+        data["intrinsic"], data["name"], data["extrinsic_weight"] = {"type": "none"}, "pendulum_extrinsic", 1.0
     elif method == "known":
         block = data["intrinsic"]
         for name in ("model", "family", "action_low", "action_high", "initial_fit_steps", "refit_steps"):
@@ -166,11 +170,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=400_000)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("-o", "--out", default="bench_out/pendulum_empowerment")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(m, s, args.steps, str(out)) for m in METHODS for s in args.seeds]
+    jobs = [(m, s, args.steps, str(out)) for m in args.methods for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(run, *zip(*jobs)))
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -178,7 +183,7 @@ def main() -> None:
              f"episodes per seed, the last 99 states of 200 steps", "",
              "| method | upright fraction (abs θ < 0.3) | mean cos θ | pendulum return | per seed (upright) |",
              "|---|---|---|---|---|"]
-    for method in METHODS:
+    for method in args.methods:
         rows = [r for r in results if r["method"] == method]
         cells = []
         for key in ("upright_fraction", "mean_cos", "eval_return"):
@@ -189,7 +194,8 @@ def main() -> None:
     table = "\n".join(lines)
     (out / "results.md").write_text(table + "\n")
     print(table)
-    plot(out, args.seeds[0])
+    if {"learned", "known", "no_reward"} <= set(args.methods):
+        plot(out, args.seeds[0])
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def test_unknown_names_list_the_shipped_ones():
         as_model_spec("bnn_dynamcis")
     with pytest.raises(SpecError, match="allowed families: mean_field"):
         as_inference_spec("mean-field")
-    with pytest.raises(SpecError, match="bundled: pendulum_empowerment, ppo_mountaincar, ppo_mountaincar_pixels, ppo_swingup, "
+    with pytest.raises(SpecError, match="bundled: driml_minigrid, pendulum_empowerment, ppo_mountaincar, ppo_mountaincar_pixels, ppo_swingup, "
                                         "vime_halfcheetah, vime_mountaincar, vime_mountaincar_pixels"):
         load_experiment("vime_mountain_car")
     with pytest.raises(ValueError, match="allowed: models, inference, examples"):

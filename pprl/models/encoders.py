@@ -38,6 +38,15 @@ class ConvEncoder(nn.Module):
             nn.Flatten())
         self.head = nn.Sequential(nn.Linear(32 * (H // 4) * (W // 4), self.features), nn.ReLU())
 
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """Local features: the map after the second convolution, ``[..., 32, H', W']`` with
+        H' = ⌊H/2⌋ (each position sees a 6×6 patch of the image)."""
+        if tuple(images.shape[-3:]) != self.in_shape:
+            raise ValueError(f"expected images [..., {', '.join(map(str, self.in_shape))}], got {tuple(images.shape)}")
+        batch = images.shape[:-3]
+        out = self.convs[:4](images.reshape(-1, *self.in_shape))
+        return out.reshape(*batch, *out.shape[1:])
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if tuple(images.shape[-3:]) != self.in_shape:
             raise ValueError(f"expected images [..., {', '.join(map(str, self.in_shape))}], got {tuple(images.shape)}")

@@ -37,7 +37,7 @@ from tests.rl.conftest import TINY, with_intrinsic
     ({k: v for k, v in TINY.items() if k != "env"}, "field 'env' is required"),
     ({**TINY, "auxiliary": {"type": "driml"}}, "field 'auxiliary' must be a list"),
     ({**TINY, "auxiliary": [{"weight": 1.0}]}, "field 'auxiliary\\[0\\].type' is required"),
-    ({**TINY, "auxiliary": [{"type": "driml"}]}, "field 'auxiliary\\[0\\].type': unknown value 'driml'"),
+    ({**TINY, "auxiliary": [{"type": "cpc"}]}, "field 'auxiliary\\[0\\].type': unknown value 'cpc'; allowed: driml"),
 ])
 def test_bad_experiment_specs_name_the_field(spec, message):
     with pytest.raises(SpecError, match=message) as err:

@@ -5,8 +5,9 @@ To add one: a module with the term's class (the :class:`AuxiliaryLoss` protocol)
 (``spec_class``, a subclass of :class:`AuxiliarySpec`), plus one line in ``AUXILIARY``.
 """
 from .base import AuxiliaryLoss, AuxiliarySpec
+from .driml import DRIML, DRIMLSpec
 
-AUXILIARY: dict[str, type] = {}
+AUXILIARY: dict[str, type] = {"driml": DRIML}
 
 
 def make_auxiliary(spec: AuxiliarySpec, learner, *, seed: int = 0, device="cpu"):
@@ -14,4 +15,4 @@ def make_auxiliary(spec: AuxiliarySpec, learner, *, seed: int = 0, device="cpu")
     return AUXILIARY[spec.type](spec, learner, seed=seed, device=device)
 
 
-__all__ = ["AUXILIARY", "AuxiliaryLoss", "AuxiliarySpec", "make_auxiliary"]
+__all__ = ["AUXILIARY", "AuxiliaryLoss", "AuxiliarySpec", "DRIML", "DRIMLSpec", "make_auxiliary"]

@@ -22,6 +22,9 @@ Besides them (``GRID_ENV_IDS``): ``pprl/GridRoom-v0``, a walled gridworld with r
 (``pprl/SparseMountainCarPixels-v0``, ``pprl/CartPoleSwingUpPixels-v0``, ``pprl/PendulumPixels-v0``,
 with the horizons of the envs they observe), plus ``pprl/GridRoomPixels-v0``; each takes
 ``size`` (``cell_size`` for the grid) and ``frames`` (the number of stacked frames).
+
+``pprl/MiniGrid-v0`` (``env_kwargs: {task: MiniGrid-DoorKey-5x5-v0}``): a MiniGrid task observed as
+its symbolic 7×7 image, channels first (:mod:`pprl.rl.envs.minigrid`; the ``minigrid`` extra).
 """
 import gymnasium as gym
 
@@ -44,6 +47,8 @@ _PIXEL_SPECS = {
     "pprl/PendulumPixels-v0": ("pprl.rl.envs.pixels:make_pendulum_pixels", 200),
 }
 PIXEL_ENV_IDS = ("pprl/GridRoomPixels-v0", *_PIXEL_SPECS)
+# MiniGrid tasks as images (needs the ``minigrid`` extra; MiniGrid sets its own time limits)
+_MINIGRID_SPECS = {"pprl/MiniGrid-v0": ("pprl.rl.envs.minigrid:make_minigrid", None)}
 
 
 def register_envs() -> None:
@@ -52,6 +57,6 @@ def register_envs() -> None:
     Nothing heavy is imported here: each entry point is loaded by ``gym.make``, so a missing
     MuJoCo only matters to ``gym.make("pprl/SparseHalfCheetah-v0")``.
     """
-    for env_id, (entry_point, horizon) in {**_SPECS, **_GRID_SPECS, **_PIXEL_SPECS}.items():
+    for env_id, (entry_point, horizon) in {**_SPECS, **_GRID_SPECS, **_PIXEL_SPECS, **_MINIGRID_SPECS}.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon)

@@ -79,26 +79,57 @@ def _mlp(sizes: list[int], out_std: float) -> nn.Sequential:
 
 
 class ActorCritic(nn.Module):
-    """Separate tanh MLPs: critic V(s) and actor π(a|s) — Categorical logits, or a diagonal
-    Gaussian mean with a state-independent log std."""
+    """Critic V(s) and actor π(a|s) — Categorical logits, or a diagonal Gaussian mean with a
+    state-independent log std. ``encoder="mlp"``: separate tanh MLPs on the flattened observation.
+    ``encoder="conv"``: observations reshaped to ``obs_shape`` = [C, H, W], one
+    :class:`~pprl.models.encoders.ConvEncoder` (``hidden[-1]`` features) shared by a linear actor
+    head and a linear critic head, as in CleanRL's Atari PPO."""
 
-    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: tuple[int, ...], init_log_std: float):
+    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: tuple[int, ...], init_log_std: float,
+                 encoder: str = "mlp", obs_shape: tuple[int, ...] | None = None):
         super().__init__()
-        self.discrete = discrete
-        self.critic = _mlp([obs_dim, *hidden, 1], 1.0)
-        self.actor = _mlp([obs_dim, *hidden, act_dim], 0.01)
+        self.discrete, self.encoder_type = discrete, encoder
+        if encoder == "conv":
+            from ...models.encoders import ConvEncoder
+
+            if obs_shape is None or len(obs_shape) != 3:
+                raise ValueError(f"learner.encoder 'conv' needs image observations [C, H, W], got observations of "
+                                 f"shape {obs_shape}")
+            self.obs_shape = tuple(int(n) for n in obs_shape)
+            self.encoder = ConvEncoder(self.obs_shape, features=hidden[-1])
+            self.critic = nn.Sequential(self.encoder, _linear(hidden[-1], 1, 1.0))
+            self.actor = nn.Sequential(self.encoder, _linear(hidden[-1], act_dim, 0.01))
+        else:
+            self.critic = _mlp([obs_dim, *hidden, 1], 1.0)
+            self.actor = _mlp([obs_dim, *hidden, act_dim], 0.01)
         if not discrete:
             self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
 
+    def _images(self, obs: Tensor) -> Tensor:
+        return obs.reshape(len(obs), *self.obs_shape)
+
     def features(self, obs: Tensor) -> Tensor:
-        """The actor's last hidden layer: the representation the policy acts on."""
+        """The representation the policy acts on: the actor's last hidden layer (mlp), the shared
+        encoder's output (conv)."""
+        if self.encoder_type == "conv":
+            return self.encoder(self._images(obs))
         return self.actor[:-1](obs)
 
+    def feature_map(self, obs: Tensor) -> Tensor | None:
+        """conv: the encoder's intermediate feature map [B, C', H', W'] (local features); mlp: None."""
+        if self.encoder_type != "conv":
+            return None
+        return self.encoder.feature_map(self._images(obs))
+
     def value(self, obs: Tensor) -> Tensor:
-        return self.critic(obs).squeeze(-1)
+        return self.critic(self._images(obs) if self.encoder_type == "conv" else obs).squeeze(-1)
+
+    def policy_output(self, obs: Tensor) -> Tensor:
+        """Logits (discrete) or the Gaussian mean (continuous)."""
+        return self.actor(self._images(obs) if self.encoder_type == "conv" else obs)
 
     def dist(self, obs: Tensor) -> Categorical | Normal:
-        out = self.actor(obs)
+        out = self.policy_output(obs)
         if self.discrete:
             return Categorical(logits=out, validate_args=False)
         return Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
@@ -177,7 +208,7 @@ class PPO:
 
         with seeded(seed):  # seeded init without touching the global RNG
             self.agent = ActorCritic(self.obs_dim, self.act_dim, self.discrete, config.hidden_sizes,
-                                     config.init_log_std).to(self.device)
+                                     config.init_log_std, config.encoder, self.obs_shape).to(self.device)
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.learning_rate, eps=1e-5)
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.obs_rms, self.ret_rms = RunningMeanStd((self.obs_dim,)), RunningMeanStd(())
@@ -203,6 +234,10 @@ class PPO:
     def features(self, obs: Tensor) -> Tensor:
         """The representation the policy acts on, from network inputs [B, obs_dim] (auxiliary losses use it)."""
         return self.agent.features(obs)
+
+    def feature_map(self, obs: Tensor) -> Tensor | None:
+        """The conv encoder's local features [B, C', H', W'] of network inputs [B, obs_dim]; None for mlp."""
+        return self.agent.feature_map(obs)
 
     @staticmethod
     def _success(info: dict, done: np.ndarray) -> np.ndarray:
@@ -361,7 +396,7 @@ class PPO:
         single = obs.ndim == len(self.obs_shape)
         x = self._policy_input(obs.reshape(1 if single else len(obs), -1))
         if deterministic:
-            out = self.agent.actor(x)
+            out = self.agent.policy_output(x)
             action = out.argmax(-1) if self.discrete else out
         else:
             action = self.agent.sample(x, self.generator)[0]

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...spec import SpecError, _check_keys
 
-_INT, _FLOAT, _BOOL, _INTS = "an integer", "a number", "true or false", "a list of integers"
+_INT, _FLOAT, _BOOL, _INTS, _STR = "an integer", "a number", "true or false", "a list of integers", "a string"
 
 
 def _field(default, kind: str, ok, allowed: str, optional: bool = False):
@@ -66,6 +66,11 @@ class PPOConfig:
     hidden_sizes: tuple[int, ...] = _field((64, 64), _INTS, lambda v: all(s >= 1 for s in v),
                                            "a list of integers >= 1")
     """Hidden layer widths of both the actor and the critic MLP (tanh)."""
+    encoder: str = _field("mlp", _STR, lambda v: v in ("mlp", "conv"), "mlp, conv")
+    """mlp: separate actor and critic MLPs on the flattened observation. conv: image observations
+    ([C, H, W]) through one convolutional encoder shared by actor and critic
+    (:class:`~pprl.models.encoders.ConvEncoder`, ``hidden_sizes[-1]`` features), then a linear
+    policy head and a linear value head."""
     init_log_std: float = _field(0.0, _FLOAT, math.isfinite, "a finite number")
     """Continuous actions: initial state-independent log standard deviation."""
     max_episode_steps: int | None = _field(None, _INT, lambda v: v >= 1, "null or an integer >= 1", optional=True)
@@ -131,6 +136,8 @@ class PPOConfig:
             if not (_is_int(value) or isinstance(value, (float, np.floating))):
                 raise bad
             value = float(value)
+        if kind == _STR and not isinstance(value, str):
+            raise bad
         if kind == _INTS:
             if not isinstance(value, (list, tuple)) or not all(_is_int(s) for s in value):
                 raise bad
