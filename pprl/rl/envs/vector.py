@@ -44,6 +44,17 @@ def true_next_obs(next_obs: np.ndarray, info: dict) -> np.ndarray:
     return real
 
 
+def success_flags(info: dict, done: np.ndarray) -> np.ndarray:
+    """Per-env ``info["is_success"]`` of one vector step; for envs that just finished an episode it
+    sits in ``info["final_info"]``."""
+    flags = np.zeros(len(done), dtype=bool)
+    for src, rows in ((info, ~done), (info.get("final_info", {}), done)):
+        if "is_success" in src:
+            mask = src.get("_is_success", np.ones(len(done), dtype=bool))
+            flags |= rows & mask & np.asarray(src["is_success"]).astype(bool)
+    return flags
+
+
 def action_dim(space: gym.Space) -> int:
     """Width of an encoded action: the number of choices (Discrete) or of entries (Box)."""
     return int(space.n) if isinstance(space, gym.spaces.Discrete) else int(np.prod(space.shape))

@@ -6,9 +6,11 @@ To add one: a module with the learner class (the :class:`Learner` protocol) and 
 from .base import Learner, LearnerSpec, Minibatch, Rollout
 from .ppo import PPO, PPORollout
 from .ppo_config import PPOConfig
+from .sac import SAC, SACConfig, SACRollout
 
 LEARNERS: dict[str, type] = {
     "ppo": PPO,
+    "sac": SAC,
 }
 
 
@@ -17,5 +19,5 @@ def make_learner(spec: LearnerSpec, env_id: str, *, seed: int = 0, device="cpu",
     return LEARNERS[spec.type](env_id, spec, seed=seed, device=device, env_kwargs=env_kwargs)
 
 
-__all__ = ["LEARNERS", "Learner", "LearnerSpec", "Minibatch", "Rollout", "PPO", "PPOConfig", "PPORollout",
+__all__ = ["LEARNERS", "Learner", "LearnerSpec", "Minibatch", "Rollout", "PPO", "PPOConfig", "PPORollout", "SAC", "SACConfig", "SACRollout",
            "make_learner"]

@@ -31,7 +31,7 @@ from torch.distributions import Categorical, Normal
 
 from ...data import Transitions
 from ...rng import seeded
-from ..envs.vector import action_dim, encode_actions, env_actions, make_vector_env, true_next_obs
+from ..envs.vector import action_dim, encode_actions, env_actions, make_vector_env, success_flags, true_next_obs
 from .base import Minibatch
 from .ppo_config import PPOConfig
 
@@ -239,16 +239,6 @@ class PPO:
         """The conv encoder's local features [B, C', H', W'] of network inputs [B, obs_dim]; None for mlp."""
         return self.agent.feature_map(obs)
 
-    @staticmethod
-    def _success(info: dict, done: np.ndarray) -> np.ndarray:
-        """Per-env info["is_success"] of this step; for finished envs it sits in info["final_info"]."""
-        flags = np.zeros(len(done), dtype=bool)
-        for src, rows in ((info, ~done), (info.get("final_info", {}), done)):
-            if "is_success" in src:
-                mask = src.get("_is_success", np.ones(len(done), dtype=bool))
-                flags |= rows & mask & np.asarray(src["is_success"]).astype(bool)
-        return flags
-
     @torch.no_grad()
     def collect(self) -> PPORollout:
         """Run num_steps steps in each env with the current policy (obs normaliser stats updated)."""
@@ -278,7 +268,7 @@ class PPO:
                 final_values[step, boot] = self.agent.value(self._policy_input(real_next[boot]))
             self._ep_return += reward
             self._ep_length += 1
-            self._ep_success |= self._success(info, term | trunc)
+            self._ep_success |= success_flags(info, term | trunc)
             for i in np.flatnonzero(term | trunc):
                 episodes.append({"return": float(self._ep_return[i]), "length": int(self._ep_length[i]),
                                  "success": bool(self._ep_success[i])})

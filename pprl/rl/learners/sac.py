@@ -1,0 +1,249 @@
+r"""Soft actor-critic (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications") for
+continuous actions, on the Learner plug-in: ``collect`` steps the envs, ``update`` adds the
+rollout (with the loop's combined rewards w·r + η·r_int) to a FIFO replay buffer and takes
+``updates_per_step`` gradient steps per env step on minibatches drawn from it.
+
+Per gradient step, with twin critics Q₁, Q₂, their Polyak-averaged targets Q̄₁, Q̄₂ and α = e^{log α}:
+
+    y = r + γ (1 − terminated) [min_i Q̄_i(s', a') − α log π(a'|s')],  a' ~ π(·|s')
+    L_Q = Σ_i E (Q_i(s, a) − y)²
+    L_π = E_{a~π} [α log π(a|s) − min_i Q_i(s, a)]              (every ``policy_frequency`` steps,
+    L_α = −E [log α · (log π(a|s) + H̄)],  H̄ = −dim(A)            that many times, as CleanRL)
+
+A time-limit truncation bootstraps (only ``terminated`` stops the return). Until
+``learning_starts`` env steps the actions are uniform on the action box and nothing is updated.
+Implementation choices follow CleanRL's ``sac_continuous_action.py`` (Huang et al. 2022).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...data import ReplayPool, Transitions
+from ...rng import seeded
+from ..envs.vector import encode_actions, make_vector_env, success_flags, true_next_obs
+from .continuous_nets import QNetwork, SquashedGaussianActor
+from .sac_config import SACConfig
+
+__all__ = ["SAC", "SACConfig", "SACRollout"]
+
+
+@dataclass
+class SACRollout:
+    """num_steps × num_envs env steps (time-major)."""
+
+    transitions: Transitions  # T·E rows: row t·E + i is step t of env i
+    rewards: Tensor           # [T, E] extrinsic rewards
+    episodes: list[dict]      # finished episodes: {"return", "length", "success"}
+
+
+class SAC:
+    """SAC on ``env_id`` (Box observations and Box actions). See the module docstring."""
+
+    spec_class = SACConfig
+
+    def __init__(self, env_id: str, config: SACConfig, *, seed: int = 0, device="cpu", env_kwargs: dict | None = None):
+        self.config, self.env_id, self.seed = config.validate(), env_id, seed
+        self.device = torch.device(device)
+        self._make_kwargs = dict(env_kwargs or {})
+        if config.max_episode_steps is not None:
+            self._make_kwargs["max_episode_steps"] = config.max_episode_steps
+        self.envs = make_vector_env(env_id, config.num_envs, **self._make_kwargs)
+        obs_space, self.act_space = self.envs.single_observation_space, self.envs.single_action_space
+        if not isinstance(self.act_space, gym.spaces.Box):
+            self.envs.close()
+            raise ValueError(f"SAC needs continuous (Box) actions; '{env_id}' has {self.act_space}")
+        if not (np.isfinite(self.act_space.low).all() and np.isfinite(self.act_space.high).all()):
+            self.envs.close()
+            raise ValueError(f"SAC squashes actions into a bounded box; '{env_id}' has unbounded actions")
+        self.obs_shape, self.obs_dim = obs_space.shape, int(np.prod(obs_space.shape))
+        self.act_dim = int(np.prod(self.act_space.shape))
+        self.discrete = False
+        hidden = config.hidden_sizes
+        with seeded(seed):
+            self.actor = SquashedGaussianActor(self.obs_dim, self.act_dim, hidden, self.act_space.low.reshape(-1),
+                                               self.act_space.high.reshape(-1)).to(self.device)
+            self.q1 = QNetwork(self.obs_dim, self.act_dim, hidden).to(self.device)
+            self.q2 = QNetwork(self.obs_dim, self.act_dim, hidden).to(self.device)
+        self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
+        self.q_optimizer = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=config.q_lr)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.policy_lr)
+        self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.autotune)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.policy_lr) if config.autotune else None
+        self.target_entropy = -float(self.act_dim)
+        self.replay = ReplayPool(config.buffer_size)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.global_step, self.gradient_steps = 0, 0
+
+        obs, _ = self.envs.reset(seed=seed)
+        self._obs = np.asarray(obs, dtype=np.float32).reshape(config.num_envs, -1)
+        self._ep_return = np.zeros(config.num_envs)
+        self._ep_length = np.zeros(config.num_envs, dtype=np.int64)
+        self._ep_success = np.zeros(config.num_envs, dtype=bool)
+
+    def _tensor(self, obs: np.ndarray) -> Tensor:
+        return torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(len(obs), -1)
+
+    def features(self, obs: Tensor) -> Tensor:
+        """The representation the policy acts on (the actor's last hidden layer)."""
+        return self.actor.features(obs)
+
+    @torch.no_grad()
+    def collect(self) -> SACRollout:
+        """num_steps steps in each env: uniform actions before ``learning_starts``, then a ~ π(·|s)."""
+        T, E = self.config.num_steps, self.config.num_envs
+        low = torch.as_tensor(self.act_space.low.reshape(-1), device=self.device)
+        high = torch.as_tensor(self.act_space.high.reshape(-1), device=self.device)
+        obs, next_obs = np.zeros((T, E, self.obs_dim), np.float32), np.zeros((T, E, self.obs_dim), np.float32)
+        actions = np.zeros((T, E, self.act_dim), np.float32)
+        rewards, terminated, truncated = np.zeros((T, E)), np.zeros((T, E), bool), np.zeros((T, E), bool)
+        episodes = []
+        for step in range(T):
+            if self.global_step < self.config.learning_starts:
+                u = torch.rand((E, self.act_dim), generator=self.generator, device=self.device)
+                action = low + (high - low) * u
+            else:
+                action = self.actor.sample(self._tensor(self._obs), self.generator)[0]
+            env_action = action.cpu().numpy().reshape(E, *self.act_space.shape)
+            obs_after, reward, term, trunc, info = self.envs.step(env_action)
+            obs_after = np.asarray(obs_after, dtype=np.float32).reshape(E, -1)
+            real_next = true_next_obs(obs_after, info)
+            self._ep_return += reward
+            self._ep_length += 1
+            self._ep_success |= success_flags(info, term | trunc)
+            for i in np.flatnonzero(term | trunc):
+                episodes.append({"return": float(self._ep_return[i]), "length": int(self._ep_length[i]),
+                                 "success": bool(self._ep_success[i])})
+                self._ep_return[i], self._ep_length[i], self._ep_success[i] = 0.0, 0, False
+            obs[step], next_obs[step], actions[step] = self._obs, real_next, encode_actions(self.act_space, env_action)
+            rewards[step], terminated[step], truncated[step] = reward, term, trunc
+            self._obs = obs_after
+            self.global_step += E
+        flat = lambda a: torch.as_tensor(a.reshape(T * E, *a.shape[2:]), device=self.device)
+        transitions = Transitions(
+            obs=flat(obs), act=flat(actions), next_obs=flat(next_obs), reward=flat(rewards).float(),
+            terminated=flat(terminated), truncated=flat(truncated),
+            meta={"env_id": self.env_id, "discrete": False, "num_envs": E})
+        return SACRollout(transitions=transitions, rewards=torch.as_tensor(rewards, dtype=torch.float32,
+                                                                            device=self.device), episodes=episodes)
+
+    def _alpha(self) -> Tensor:
+        return self.log_alpha.detach().exp()
+
+    def _gradient_step(self, batch: Transitions) -> dict[str, Tensor]:
+        cfg = self.config
+        s, a, r, s2 = batch.obs, batch.act, batch.reward, batch.next_obs
+        not_done = (~batch.terminated).float()
+        with torch.no_grad():
+            a2, logp2 = self.actor.sample(s2, self.generator)
+            q_next = torch.min(self.q1_target(s2, a2), self.q2_target(s2, a2)) - self._alpha() * logp2
+            target = r + cfg.gamma * not_done * q_next
+        q1, q2 = self.q1(s, a), self.q2(s, a)
+        q_loss = (q1 - target).square().mean() + (q2 - target).square().mean()
+        self.q_optimizer.zero_grad()
+        q_loss.backward()
+        self.q_optimizer.step()
+        stats = {"q_loss": q_loss.detach(), "q_mean": q1.detach().mean()}
+        if self.gradient_steps % cfg.policy_frequency == 0:
+            for _ in range(cfg.policy_frequency):
+                pi, logp = self.actor.sample(s, self.generator)
+                actor_loss = (self._alpha() * logp - torch.min(self.q1(s, pi), self.q2(s, pi))).mean()
+                self.actor_optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor_optimizer.step()
+                if self.alpha_optimizer is not None:
+                    alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+                    self.alpha_optimizer.zero_grad()
+                    alpha_loss.backward()
+                    self.alpha_optimizer.step()
+            stats.update(actor_loss=actor_loss.detach(), entropy=-logp.detach().mean())
+        with torch.no_grad():
+            for net, target_net in ((self.q1, self.q1_target), (self.q2, self.q2_target)):
+                for p, tp in zip(net.parameters(), target_net.parameters()):
+                    tp.lerp_(p, cfg.tau)
+        self.gradient_steps += 1
+        return stats
+
+    def update(self, rollout: SACRollout, rewards: Tensor | None = None, aux_losses: Sequence = ()) -> dict[str, float]:
+        """Store the rollout with ``rewards`` [T, E] (default: its own), then updates_per_step
+        gradient steps per env step it took; returns mean statistics (none before learning_starts)."""
+        if aux_losses:
+            raise ValueError("SAC takes no auxiliary losses (they are defined on on-policy minibatches); "
+                             "remove the experiment's auxiliary: block or use learner type ppo")
+        rewards = (rollout.rewards if rewards is None else rewards).to(self.device, torch.float32)
+        if rewards.shape != rollout.rewards.shape:
+            raise ValueError(f"rewards must have shape {tuple(rollout.rewards.shape)}, got {tuple(rewards.shape)}")
+        t = rollout.transitions
+        self.replay.add(Transitions(obs=t.obs, act=t.act, next_obs=t.next_obs, reward=rewards.reshape(-1),
+                                    terminated=t.terminated, truncated=t.truncated, meta=t.meta))
+        if self.global_step < self.config.learning_starts:
+            return {"alpha": float(self._alpha())}
+        n = max(1, round(self.config.updates_per_step * len(t)))
+        data, size = self.replay.data, self.replay.size
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for _ in range(n):
+            idx = torch.randint(size, (self.config.batch_size,), generator=self.generator, device=self.device)
+            batch = Transitions(obs=data.obs[idx], act=data.act[idx], next_obs=data.next_obs[idx],
+                                reward=data.reward[idx], terminated=data.terminated[idx],
+                                truncated=data.truncated[idx])
+            for k, v in self._gradient_step(batch).items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+                counts[k] = counts.get(k, 0) + 1
+        return {**{k: sums[k] / counts[k] for k in sums}, "alpha": float(self._alpha()), "gradient_steps": n}
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Env-ready action(s) for one observation or a batch (squash(μ(s)) if deterministic)."""
+        obs = np.asarray(obs, dtype=np.float32)
+        single = obs.ndim == len(self.obs_shape)
+        x = self._tensor(obs.reshape(1 if single else len(obs), -1))
+        action = self.actor.mode(x) if deterministic else self.actor.sample(x, self.generator)[0]
+        action = action.cpu().numpy().reshape(len(x), *self.act_space.shape)
+        return action[0] if single else action
+
+    def evaluate(self, episodes: int = 10, seed: int = 10_000) -> np.ndarray:
+        """Returns of ``episodes`` deterministic episodes, one per copy of a fresh vector env seeded seed + i."""
+        env = make_vector_env(self.env_id, episodes, **self._make_kwargs)
+        try:
+            obs, _ = env.reset(seed=seed)
+            returns, finished = np.zeros(episodes), np.zeros(episodes, dtype=bool)
+            while not finished.all():
+                obs, reward, term, trunc, _ = env.step(self.act(obs))
+                returns += np.where(finished, 0.0, reward)
+                finished |= term | trunc
+        finally:
+            env.close()
+        return returns
+
+    def state_dict(self) -> dict:
+        return {"actor": self.actor.state_dict(), "q1": self.q1.state_dict(), "q2": self.q2.state_dict(),
+                "q1_target": self.q1_target.state_dict(), "q2_target": self.q2_target.state_dict(),
+                "q_optimizer": self.q_optimizer.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
+                "log_alpha": self.log_alpha.detach().clone(),
+                "alpha_optimizer": self.alpha_optimizer.state_dict() if self.alpha_optimizer else {},
+                "replay": self.replay.state_dict(), "global_step": int(self.global_step),
+                "gradient_steps": int(self.gradient_steps), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("actor", "q1", "q2", "q1_target", "q2_target"):
+            getattr(self, name).load_state_dict(state[name])
+        self.q_optimizer.load_state_dict(state["q_optimizer"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        if self.alpha_optimizer is not None:
+            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.replay.load_state_dict(state["replay"])
+        self.global_step, self.gradient_steps = int(state["global_step"]), int(state["gradient_steps"])
+        self.generator.set_state(state["generator"])
+
+    def close(self) -> None:
+        self.envs.close()
