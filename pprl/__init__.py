@@ -8,6 +8,7 @@ from .rl.envs import register_envs  # noqa: E402
 register_envs()
 
 from .data import Transitions, collect  # noqa: E402
+from .data.offline import OfflineDataset, load_offline  # noqa: E402
 from .inference.posterior import Posterior, load_posterior  # noqa: E402
 from .inference.svi import FitDiverged, fit  # noqa: E402
 from .inference.latent_posterior import LatentPosterior, load_latent_posterior  # noqa: E402
@@ -28,4 +29,5 @@ __all__ = ["Transitions", "collect", "Posterior", "load_posterior", "FitDiverged
            "BayesianDynamics", "DynamicsModel", "LinearGaussianDynamics", "build_model",
            "InferenceSpec", "ModelSpec", "SpecError", "load_spec", "compare", "InfoGain",
            "ExperimentSpec", "load_experiment", "train", "MIEstimate", "estimate_mi", "barber_agakov", "nuts",
-           "LatentPosterior", "load_latent_posterior", "LatentModel", "build_latent_model"]
+           "LatentPosterior", "load_latent_posterior", "LatentModel", "build_latent_model",
+           "OfflineDataset", "load_offline"]
