@@ -3,12 +3,8 @@ continuous actions, on the Learner plug-in: ``collect`` steps the envs, ``update
 rollout (with the loop's combined rewards w·r + η·r_int) to a FIFO replay buffer and takes
 ``updates_per_step`` gradient steps per env step on minibatches drawn from it.
 
-Per gradient step, with twin critics Q₁, Q₂, their Polyak-averaged targets Q̄₁, Q̄₂ and α = e^{log α}:
-
-    y = r + γ (1 − terminated) [min_i Q̄_i(s', a') − α log π(a'|s')],  a' ~ π(·|s')
-    L_Q = Σ_i E (Q_i(s, a) − y)²
-    L_π = E_{a~π} [α log π(a|s) − min_i Q_i(s, a)]              (every ``policy_frequency`` steps,
-    L_α = −E [log α · (log π(a|s) + H̄)],  H̄ = −dim(A)            that many times, as CleanRL)
+The gradient step is :class:`~pprl.rl.learners.soft_actor_critic.SoftActorCritic`'s (twin critics,
+Polyak targets, automatic entropy tuning, CleanRL's delayed actor updates).
 
 A time-limit truncation bootstraps (only ``terminated`` stops the return). Until
 ``learning_starts`` env steps the actions are uniform on the action box and nothing is updated.
@@ -16,8 +12,6 @@ Implementation choices follow CleanRL's ``sac_continuous_action.py`` (Huang et a
 """
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,10 +21,9 @@ import torch
 from torch import Tensor
 
 from ...data import ReplayPool, Transitions
-from ...rng import seeded
 from ..envs.vector import encode_actions, make_vector_env, success_flags, true_next_obs
-from .continuous_nets import QNetwork, SquashedGaussianActor
 from .sac_config import SACConfig
+from .soft_actor_critic import SoftActorCritic
 
 __all__ = ["SAC", "SACConfig", "SACRollout"]
 
@@ -66,21 +59,15 @@ class SAC:
         self.obs_shape, self.obs_dim = obs_space.shape, int(np.prod(obs_space.shape))
         self.act_dim = int(np.prod(self.act_space.shape))
         self.discrete = False
-        hidden = config.hidden_sizes
-        with seeded(seed):
-            self.actor = SquashedGaussianActor(self.obs_dim, self.act_dim, hidden, self.act_space.low.reshape(-1),
-                                               self.act_space.high.reshape(-1)).to(self.device)
-            self.q1 = QNetwork(self.obs_dim, self.act_dim, hidden).to(self.device)
-            self.q2 = QNetwork(self.obs_dim, self.act_dim, hidden).to(self.device)
-        self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
-        self.q_optimizer = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=config.q_lr)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.policy_lr)
-        self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.autotune)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.policy_lr) if config.autotune else None
-        self.target_entropy = -float(self.act_dim)
+        self.core = SoftActorCritic(self.obs_dim, self.act_dim, self.act_space.low.reshape(-1),
+                                    self.act_space.high.reshape(-1), hidden=config.hidden_sizes, gamma=config.gamma,
+                                    tau=config.tau, policy_lr=config.policy_lr, q_lr=config.q_lr,
+                                    policy_frequency=config.policy_frequency, alpha=config.alpha,
+                                    autotune=config.autotune, seed=seed, device=self.device)
+        self.actor = self.core.actor
         self.replay = ReplayPool(config.buffer_size)
         self.generator = torch.Generator(self.device).manual_seed(seed)
-        self.global_step, self.gradient_steps = 0, 0
+        self.global_step = 0
 
         obs, _ = self.envs.reset(seed=seed)
         self._obs = np.asarray(obs, dtype=np.float32).reshape(config.num_envs, -1)
@@ -134,43 +121,6 @@ class SAC:
         return SACRollout(transitions=transitions, rewards=torch.as_tensor(rewards, dtype=torch.float32,
                                                                             device=self.device), episodes=episodes)
 
-    def _alpha(self) -> Tensor:
-        return self.log_alpha.detach().exp()
-
-    def _gradient_step(self, batch: Transitions) -> dict[str, Tensor]:
-        cfg = self.config
-        s, a, r, s2 = batch.obs, batch.act, batch.reward, batch.next_obs
-        not_done = (~batch.terminated).float()
-        with torch.no_grad():
-            a2, logp2 = self.actor.sample(s2, self.generator)
-            q_next = torch.min(self.q1_target(s2, a2), self.q2_target(s2, a2)) - self._alpha() * logp2
-            target = r + cfg.gamma * not_done * q_next
-        q1, q2 = self.q1(s, a), self.q2(s, a)
-        q_loss = (q1 - target).square().mean() + (q2 - target).square().mean()
-        self.q_optimizer.zero_grad()
-        q_loss.backward()
-        self.q_optimizer.step()
-        stats = {"q_loss": q_loss.detach(), "q_mean": q1.detach().mean()}
-        if self.gradient_steps % cfg.policy_frequency == 0:
-            for _ in range(cfg.policy_frequency):
-                pi, logp = self.actor.sample(s, self.generator)
-                actor_loss = (self._alpha() * logp - torch.min(self.q1(s, pi), self.q2(s, pi))).mean()
-                self.actor_optimizer.zero_grad()
-                actor_loss.backward()
-                self.actor_optimizer.step()
-                if self.alpha_optimizer is not None:
-                    alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-                    self.alpha_optimizer.zero_grad()
-                    alpha_loss.backward()
-                    self.alpha_optimizer.step()
-            stats.update(actor_loss=actor_loss.detach(), entropy=-logp.detach().mean())
-        with torch.no_grad():
-            for net, target_net in ((self.q1, self.q1_target), (self.q2, self.q2_target)):
-                for p, tp in zip(net.parameters(), target_net.parameters()):
-                    tp.lerp_(p, cfg.tau)
-        self.gradient_steps += 1
-        return stats
-
     def update(self, rollout: SACRollout, rewards: Tensor | None = None, aux_losses: Sequence = ()) -> dict[str, float]:
         """Store the rollout with ``rewards`` [T, E] (default: its own), then updates_per_step
         gradient steps per env step it took; returns mean statistics (none before learning_starts)."""
@@ -184,7 +134,7 @@ class SAC:
         self.replay.add(Transitions(obs=t.obs, act=t.act, next_obs=t.next_obs, reward=rewards.reshape(-1),
                                     terminated=t.terminated, truncated=t.truncated, meta=t.meta))
         if self.global_step < self.config.learning_starts:
-            return {"alpha": float(self._alpha())}
+            return {"alpha": float(self.core.alpha())}
         n = max(1, round(self.config.updates_per_step * len(t)))
         data, size = self.replay.data, self.replay.size
         sums: dict[str, float] = {}
@@ -194,10 +144,10 @@ class SAC:
             batch = Transitions(obs=data.obs[idx], act=data.act[idx], next_obs=data.next_obs[idx],
                                 reward=data.reward[idx], terminated=data.terminated[idx],
                                 truncated=data.truncated[idx])
-            for k, v in self._gradient_step(batch).items():
+            for k, v in self.core.gradient_step(batch, self.generator).items():
                 sums[k] = sums.get(k, 0.0) + float(v)
                 counts[k] = counts.get(k, 0) + 1
-        return {**{k: sums[k] / counts[k] for k in sums}, "alpha": float(self._alpha()), "gradient_steps": n}
+        return {**{k: sums[k] / counts[k] for k in sums}, "alpha": float(self.core.alpha()), "gradient_steps": n}
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -224,25 +174,13 @@ class SAC:
         return returns
 
     def state_dict(self) -> dict:
-        return {"actor": self.actor.state_dict(), "q1": self.q1.state_dict(), "q2": self.q2.state_dict(),
-                "q1_target": self.q1_target.state_dict(), "q2_target": self.q2_target.state_dict(),
-                "q_optimizer": self.q_optimizer.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
-                "log_alpha": self.log_alpha.detach().clone(),
-                "alpha_optimizer": self.alpha_optimizer.state_dict() if self.alpha_optimizer else {},
-                "replay": self.replay.state_dict(), "global_step": int(self.global_step),
-                "gradient_steps": int(self.gradient_steps), "generator": self.generator.get_state()}
+        return {"core": self.core.full_state(), "replay": self.replay.state_dict(),
+                "global_step": int(self.global_step), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        for name in ("actor", "q1", "q2", "q1_target", "q2_target"):
-            getattr(self, name).load_state_dict(state[name])
-        self.q_optimizer.load_state_dict(state["q_optimizer"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-        if self.alpha_optimizer is not None:
-            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.core.load_full_state(state["core"])
         self.replay.load_state_dict(state["replay"])
-        self.global_step, self.gradient_steps = int(state["global_step"]), int(state["gradient_steps"])
+        self.global_step = int(state["global_step"])
         self.generator.set_state(state["generator"])
 
     def close(self) -> None:
