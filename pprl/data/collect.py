@@ -18,8 +18,11 @@ def collect(
     *,
     num_envs: int = 1,
     max_episode_steps: int | None = None,
+    policy=None,
 ) -> Transitions:
-    """Collect exactly `steps` transitions from `env_id` under a uniformly random policy.
+    """Collect exactly `steps` transitions from `env_id` under a uniformly random policy, or under
+    ``policy(obs [num_envs, ...]) -> actions [num_envs, ...]`` when given (e.g. a trained learner's
+    ``act``: the offline datasets' behaviour policies).
 
     Runs `num_envs` synchronous copies in SAME_STEP autoreset mode, so the next_obs of a
     terminated/truncated row is the true final observation (never the reset one) and no
@@ -38,7 +41,7 @@ def collect(
         env.action_space.seed(seed)
         o, _ = env.reset(seed=seed)
         for _ in range(-(-steps // num_envs)):
-            a = env.action_space.sample()
+            a = env.action_space.sample() if policy is None else np.asarray(policy(o)).reshape(env.action_space.shape)
             o_next, r, term, trunc, info = env.step(a)
             obs.append(np.asarray(o).reshape(num_envs, -1))
             act.append(encode_actions(space, a))

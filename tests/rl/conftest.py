@@ -11,3 +11,25 @@ TINY = {
 
 def with_intrinsic(**changes) -> dict:
     return {**TINY, "intrinsic": {**TINY["intrinsic"], **changes}}
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pendulum_sac():
+    """SAC trained on Pendulum-v1 for 8,000 steps (small networks; about 40 s on one thread): the
+    solved-environment check and the behaviour policy of the offline tests' expert data."""
+    import torch
+
+    from pprl.rl.learners import SAC, SACConfig
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    sac = SAC("Pendulum-v1", SACConfig(num_steps=200, learning_starts=1000, total_steps=8000, hidden_sizes=(64, 64),
+                                       batch_size=128), seed=0)
+    while sac.global_step < 8000:
+        stats = sac.update(sac.collect())
+    torch.set_num_threads(before)
+    yield sac, stats
+    sac.close()

@@ -32,14 +32,10 @@ def test_squashed_gaussian_log_prob_is_the_change_of_variables_and_integrates_to
     np.testing.assert_allclose(mass, 1.0, atol=2e-3)
 
 
-def test_sac_solves_pendulum_in_8000_steps():
+def test_sac_solves_pendulum_in_8000_steps(pendulum_sac):
     """Random actions score about −1,200 per episode; a balancing policy about −150."""
-    sac = SAC("Pendulum-v1", SACConfig(num_steps=200, learning_starts=1000, total_steps=8000, hidden_sizes=(64, 64),
-                                       batch_size=128), seed=0)
-    while sac.global_step < 8000:
-        stats = sac.update(sac.collect())
+    sac, stats = pendulum_sac  # SAC(num_steps=200, learning_starts=1000, hidden (64, 64), batch 128), 8,000 steps
     returns = sac.evaluate(episodes=10)
-    sac.close()
     assert returns.mean() > -250, returns
     assert stats["gradient_steps"] == 200 and stats["alpha"] < 0.2  # α tuned down from its initial 0.2
 
