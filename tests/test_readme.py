@@ -51,6 +51,8 @@ SHELL_BUDGETS = {
     "--horizon 4 -o runs/emp_pendulum": "--horizon 2 -o runs/emp_pendulum --fit-steps 20 --num-samples 16",
     "-o runs/pendulum_empowerment": "-o runs/pendulum_empowerment --steps 4096",
     "-o runs/driml_minigrid": "-o runs/driml_minigrid --steps 4096",
+    "--size 20000 --sac-steps 30000": "--size 400 --sac-steps 1600 --snapshots 4 --quiet",
+    "-o runs/misa_pendulum": "-o runs/misa_pendulum --updates 10 --quiet",
     "--horizon 2 -o runs/emp_room": "--horizon 1 -o runs/emp_room --fit-steps 30 --quiet",
     "--nuts --data data.npz -o runs/report": "--nuts small_nuts.yaml --data data.npz -o runs/report --steps 30",
 }
