@@ -28,7 +28,7 @@ from ..data.offline import OfflineDataset, save_offline
 from ..data.transitions import Transitions
 from ..threads import uses_threads
 from .learners.sac import SAC, SACConfig
-from .offline_train import evaluate_policy
+from .envs.vector import evaluate_policy
 
 __all__ = ["KINDS", "DatasetWarning", "build_datasets"]
 

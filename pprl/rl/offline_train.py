@@ -34,12 +34,12 @@ from ..data import Transitions
 from ..data.offline import load_offline
 from ..spec import SpecError, _check_keys, _check_positive, _check_type
 from ..threads import uses_threads
-from .envs.vector import make_vector_env
+from .envs.vector import evaluate_policy, make_vector_env
 from .learners.offline import OFFLINE_LEARNERS
 from .registry import plugin
 from .train import _atomic_write
 
-__all__ = ["OfflineSpec", "load_offline_experiment", "train_offline", "evaluate_policy"]
+__all__ = ["OfflineSpec", "load_offline_experiment", "train_offline"]
 
 FORMAT = "pprl.train_offline/1"
 
@@ -89,23 +89,6 @@ def load_offline_experiment(spec, src: str | None = None) -> OfflineSpec:
     return OfflineSpec(name=_check_type(spec.get("name", "offline"), str, "name", src),
                        env=_check_type(spec["env"], str, "env", src), dataset=str(dataset), learner=learner,
                        env_kwargs=dict(_check_type(spec.get("env_kwargs", {}), dict, "env_kwargs", src)), **counts)
-
-
-def evaluate_policy(env_id: str, act, episodes: int = 10, seed: int = 10_000, **env_kwargs) -> np.ndarray:
-    """Returns of ``episodes`` episodes of ``act(obs [E, ...]) -> actions``, one per copy of a
-    fresh vector env seeded seed + i."""
-    env = make_vector_env(env_id, episodes, **env_kwargs)
-    try:
-        obs, _ = env.reset(seed=seed)
-        returns, finished = np.zeros(episodes), np.zeros(episodes, dtype=bool)
-        while not finished.all():
-            action = np.asarray(act(obs)).reshape(episodes, *env.single_action_space.shape)
-            obs, reward, term, trunc, _ = env.step(action)
-            returns += np.where(finished, 0.0, reward)
-            finished |= term | trunc
-    finally:
-        env.close()
-    return returns
 
 
 def _plot(metrics: pd.DataFrame, path: Path, title: str, normalised: bool) -> None:

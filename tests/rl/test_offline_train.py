@@ -12,7 +12,8 @@ import torch
 import pprl
 from pprl.data.offline import OfflineDataset, save_offline
 from pprl.rl.learners.offline import CQL, CQLConfig, MISA, MISAConfig
-from pprl.rl.offline_train import evaluate_policy, load_offline_experiment, train_offline
+from pprl.rl.envs.vector import evaluate_policy
+from pprl.rl.offline_train import load_offline_experiment, train_offline
 from pprl.spec import SpecError
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -6,6 +6,7 @@ observation sits in ``info["final_obs"]``; ``true_next_obs`` puts it back, so a 
 next_obs is never a reset observation. Observations must be Box; actions Box or Discrete.
 A transition stores an action as float32 ``[act_dim]``: one-hot for Discrete, the flattened
 applied value for Box (``encode_actions``); ``env_actions`` maps a network's action to the env's.
+``evaluate_policy`` runs a policy's episodes (one per env copy) and returns their returns.
 """
 from __future__ import annotations
 
@@ -76,3 +77,20 @@ def env_actions(space: gym.Space, actions: torch.Tensor) -> np.ndarray:
         return a + int(space.start)
     a = a.reshape(len(a), *space.shape)
     return np.clip(a, space.low, space.high).astype(space.dtype)
+
+
+def evaluate_policy(env_id: str, act, episodes: int = 10, seed: int = 10_000, **env_kwargs) -> np.ndarray:
+    """Returns of ``episodes`` episodes of ``act(obs [E, ...]) -> actions``, one per copy of a
+    fresh vector env seeded seed + i."""
+    env = make_vector_env(env_id, episodes, **env_kwargs)
+    try:
+        obs, _ = env.reset(seed=seed)
+        returns, finished = np.zeros(episodes), np.zeros(episodes, dtype=bool)
+        while not finished.all():
+            action = np.asarray(act(obs)).reshape(episodes, *env.single_action_space.shape)
+            obs, reward, term, trunc, _ = env.step(action)
+            returns += np.where(finished, 0.0, reward)
+            finished |= term | trunc
+    finally:
+        env.close()
+    return returns

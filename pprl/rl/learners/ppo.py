@@ -31,7 +31,8 @@ from torch.distributions import Categorical, Normal
 
 from ...data import Transitions
 from ...rng import seeded
-from ..envs.vector import action_dim, encode_actions, env_actions, make_vector_env, success_flags, true_next_obs
+from ..envs.vector import (action_dim, encode_actions, env_actions, evaluate_policy, make_vector_env, success_flags,
+                           true_next_obs)
 from .base import Minibatch
 from .ppo_config import PPOConfig
 
@@ -395,17 +396,7 @@ class PPO:
 
     def evaluate(self, episodes: int = 10, seed: int = 10_000) -> np.ndarray:
         """Returns of `episodes` deterministic episodes, one per copy of a fresh vector env seeded seed + i."""
-        env = make_vector_env(self.env_id, episodes, **self._make_kwargs)
-        try:
-            obs, _ = env.reset(seed=seed)
-            returns, finished = np.zeros(episodes), np.zeros(episodes, dtype=bool)
-            while not finished.all():
-                obs, reward, term, trunc, _ = env.step(self.act(obs))
-                returns += np.where(finished, 0.0, reward)
-                finished |= term | trunc
-        finally:
-            env.close()
-        return returns
+        return evaluate_policy(self.env_id, self.act, episodes, seed, **self._make_kwargs)
 
     def learn(self, total_steps: int | None = None, callback=None) -> list[dict]:
         """collect -> update until global_step >= total_steps (default config.total_steps).

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ...data import ReplayPool, Transitions
-from ..envs.vector import encode_actions, make_vector_env, success_flags, true_next_obs
+from ..envs.vector import encode_actions, evaluate_policy, make_vector_env, success_flags, true_next_obs
 from .sac_config import SACConfig
 from .soft_actor_critic import SoftActorCritic
 
@@ -160,18 +160,8 @@ class SAC:
         return action[0] if single else action
 
     def evaluate(self, episodes: int = 10, seed: int = 10_000) -> np.ndarray:
-        """Returns of ``episodes`` deterministic episodes, one per copy of a fresh vector env seeded seed + i."""
-        env = make_vector_env(self.env_id, episodes, **self._make_kwargs)
-        try:
-            obs, _ = env.reset(seed=seed)
-            returns, finished = np.zeros(episodes), np.zeros(episodes, dtype=bool)
-            while not finished.all():
-                obs, reward, term, trunc, _ = env.step(self.act(obs))
-                returns += np.where(finished, 0.0, reward)
-                finished |= term | trunc
-        finally:
-            env.close()
-        return returns
+        """Returns of `episodes` deterministic episodes, one per copy of a fresh vector env seeded seed + i."""
+        return evaluate_policy(self.env_id, self.act, episodes, seed, **self._make_kwargs)
 
     def state_dict(self) -> dict:
         return {"core": self.core.full_state(), "replay": self.replay.state_dict(),
