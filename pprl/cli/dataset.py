@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    config = SACConfig(total_steps=args.sac_steps, buffer_size=max(args.sac_steps, 256),
+    config = SACConfig(total_steps=args.sac_steps, buffer_size=args.sac_steps + 256,  # the whole run, whole iterations
                        learning_starts=min(5000, args.sac_steps))
     paths = build_datasets(args.env, args.kind, size=args.size, sac_steps=args.sac_steps, out_dir=args.output,
                            seed=args.seed, snapshots=args.snapshots, progress=not args.quiet, sac_config=config,

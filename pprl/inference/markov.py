@@ -41,6 +41,16 @@ def _check(transition, policy) -> tuple[np.ndarray, np.ndarray]:
     return P, pi
 
 
+def _start(start, S: int, kernel: np.ndarray) -> np.ndarray:
+    """The start law: stationary when None, else a checked probability vector of length S."""
+    if start is None:
+        return stationary_distribution(kernel)
+    d = np.asarray(start, dtype=np.float64)
+    if d.shape != (S,) or (d < 0).any() or not np.isclose(d.sum(), 1.0, atol=1e-6):
+        raise ValueError(f"start must be a probability vector over the {S} states, got {np.asarray(start)!r}")
+    return d
+
+
 def policy_kernel(transition, policy) -> np.ndarray:
     """P_π[s, s'] = Σ_a π(a|s) p(s'|s, a), ``[S, S]``."""
     P, pi = _check(transition, policy)
@@ -73,7 +83,7 @@ def state_action_future_mi(transition, policy, k: int, start=None) -> float:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
     P, pi = _check(transition, policy)
     Ppi = np.einsum("sa,sat->st", pi, P)
-    d = stationary_distribution(Ppi) if start is None else np.asarray(start, dtype=np.float64)
+    d = _start(start, len(P), Ppi)
     ahead = P @ np.linalg.matrix_power(Ppi, k - 1)          # [S, A, S]: p(s_{t+k} | s, a)
     joint = d[:, None, None] * pi[:, :, None] * ahead      # p(s, a, s')
     future = joint.sum((0, 1))                              # p_k(s')
@@ -87,7 +97,7 @@ def sample_chain(transition, policy, steps: int, chains: int, *, seed: int = 0, 
     s_{t+1} ~ p(·|s_t, a_t): states ``[steps, chains]`` and actions ``[steps, chains]`` (long),
     time-major like a learner's rollout, drawn from a private generator."""
     P, pi = _check(transition, policy)
-    d = stationary_distribution(np.einsum("sa,sat->st", pi, P)) if start is None else np.asarray(start)
+    d = _start(start, len(P), np.einsum("sa,sat->st", pi, P))
     g = torch.Generator().manual_seed(seed)
     P_t, pi_t = torch.as_tensor(P), torch.as_tensor(pi)
     states = torch.empty(steps, chains, dtype=torch.long)

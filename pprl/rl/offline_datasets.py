@@ -44,10 +44,16 @@ def _train_sac(env_id: str, sac_steps: int, snapshots: int, seed: int, folder: P
     """SAC with ``snapshots`` evenly spaced policy snapshots (actor weights, their deterministic
     return and the replay size then); cached in ``folder``."""
     cache = folder / "snapshots.pt"
+    key = {"env_id": env_id, "sac_steps": sac_steps, "seed": seed, "snapshots": snapshots,
+           "evaluate_episodes": evaluate_episodes, "sac_config": config.to_dict()}
     if cache.is_file():
         state = torch.load(cache, map_location="cpu", weights_only=True)
-        if state["env_id"] == env_id and state["sac_steps"] == sac_steps and state["seed"] == seed:
+        if state.get("key") == key:
             return state
+    rounded = -(-sac_steps // config.steps_per_iteration) * config.steps_per_iteration
+    if config.buffer_size < rounded:  # a wrapped buffer would mix late data into "medium-replay"
+        raise ValueError(f"the SAC buffer ({config.buffer_size}) must hold the whole run ({rounded} steps: "
+                         f"{sac_steps} rounded up to whole iterations of {config.steps_per_iteration})")
     sac = SAC(env_id, config, seed=seed)
     every = max(config.steps_per_iteration, sac_steps // snapshots)
     taken, bar = [], tqdm(total=sac_steps, desc=f"SAC on {env_id}", disable=not progress, unit="step")
@@ -62,7 +68,7 @@ def _train_sac(env_id: str, sac_steps: int, snapshots: int, seed: int, folder: P
             bar.set_postfix({"ret": f"{returns.mean():.3g}"}, refresh=False)
     bar.close()
     replay = sac.replay.contents()
-    state = {"env_id": env_id, "sac_steps": sac_steps, "seed": seed, "snapshots": taken,
+    state = {"key": key, "snapshots": taken,
              "replay": {n: getattr(replay, n).clone() for n in ("obs", "act", "next_obs", "reward", "terminated",
                                                                  "truncated")}}
     sac.close()
@@ -80,18 +86,20 @@ def build_datasets(env_id: str, kinds=KINDS, *, size: int = 100_000, sac_steps: 
     if unknown:
         raise ValueError(f"unknown dataset kind {unknown[0]!r}; allowed: {', '.join(KINDS)}")
     out = Path(out_dir)
-    config = sac_config or SACConfig(total_steps=sac_steps, buffer_size=max(sac_steps, 1))
+    config = sac_config or SACConfig(total_steps=sac_steps, buffer_size=sac_steps + 256)
     state = _train_sac(env_id, sac_steps, snapshots, seed, out / "sac", progress, evaluate_episodes, config)
     snaps = state["snapshots"]
     probe = SAC(env_id, config, seed=seed)
 
-    def policy(actor_state):
+    def policy(actor_state, stream: int):
         probe.actor.load_state_dict(actor_state)
+        probe.generator.manual_seed(seed + stream)  # each kind its own stream: the order of kinds changes nothing
         return lambda obs: probe.act(obs, deterministic=False)
 
-    space = probe.act_space
-    random_returns = evaluate_policy(env_id, lambda obs: np.stack([space.sample() for _ in obs]), evaluate_episodes,
-                                     seed=30_000 + seed)
+    space, rng = probe.act_space, np.random.default_rng(30_000 + seed)
+    low, high = space.low.reshape(-1), space.high.reshape(-1)
+    random_returns = evaluate_policy(env_id, lambda obs: rng.uniform(low, high, (len(obs), len(low))),
+                                     evaluate_episodes, seed=30_000 + seed)
     r_min, r_max = float(random_returns.mean()), float(snaps[-1]["return"])
     if r_max <= r_min:
         warnings.warn(f"the SAC run's final policy (return {r_max:.1f}) does not beat the random policy "
@@ -106,9 +114,9 @@ def build_datasets(env_id: str, kinds=KINDS, *, size: int = 100_000, sac_steps: 
             if kind == "random":
                 made[kind] = collect(env_id, size, seed=seed + 1)
             elif kind == "expert":
-                made[kind] = collect(env_id, size, seed=seed + 2, policy=policy(snaps[-1]["actor"]))
+                made[kind] = collect(env_id, size, seed=seed + 2, policy=policy(snaps[-1]["actor"], 2))
             elif kind == "medium":
-                made[kind] = collect(env_id, size, seed=seed + 3, policy=policy(medium["actor"]))
+                made[kind] = collect(env_id, size, seed=seed + 3, policy=policy(medium["actor"], 3))
             elif kind == "medium-replay":
                 n = min(size, medium["replay_size"])
                 made[kind] = Transitions(*(state["replay"][f][:n] for f in ("obs", "act", "next_obs", "reward",

@@ -132,7 +132,7 @@ def train_offline(spec, seed: int = 0, out_dir: str | Path | None = None, *, dev
     generator = torch.Generator(device).manual_seed(seed)
     held = torch.randint(len(t), (min(len(t), 1024),), generator=generator, device=device)
     held_batch = _rows(t, held)
-    rows, sums, count, start, update_s = [], {}, 0, time.perf_counter(), 0.0
+    rows, sums, counts, start, update_s = [], {}, {}, time.perf_counter(), 0.0
     normalised = data.ref_min_score is not None and data.ref_max_score is not None
     bar = tqdm(total=spec.updates, desc=spec.name, disable=not progress, dynamic_ncols=True, unit="update")
     try:
@@ -141,9 +141,8 @@ def train_offline(spec, seed: int = 0, out_dir: str | Path | None = None, *, dev
             tick = time.perf_counter()
             stats = learner.update(_rows(t, idx))
             update_s += time.perf_counter() - tick
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v
-            count += 1
+            for k, v in stats.items():  # per key: the actor's statistics only exist on actor steps
+                sums[k], counts[k] = sums.get(k, 0.0) + v, counts.get(k, 0) + 1
             bar.update(1)
             if step % spec.eval_every == 0 or step == spec.updates:
                 returns = evaluate_policy(spec.env, learner.act, spec.eval_episodes, seed=10_000 + seed,
@@ -151,9 +150,9 @@ def train_offline(spec, seed: int = 0, out_dir: str | Path | None = None, *, dev
                 row = {"updates": step, "wall_s": time.perf_counter() - start, "eval_return": float(returns.mean()),
                        "eval_return_std": float(returns.std()),
                        "normalized_score": float(data.normalized_score(returns).mean()) if normalised else float("nan"),
-                       "data_mi": learner.mi_estimate(held_batch), **{k: v / count for k, v in sums.items()}}
+                       "data_mi": learner.mi_estimate(held_batch), **{k: v / counts[k] for k, v in sums.items()}}
                 rows.append(row)
-                sums, count = {}, 0
+                sums, counts = {}, {}
                 bar.set_postfix({"ret": f"{row['eval_return']:.3g}"}, refresh=False)
     finally:
         bar.close()

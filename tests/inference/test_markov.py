@@ -70,3 +70,5 @@ def test_bad_input_is_one_clear_error():
         state_action_future_mi(P * 2, policy, 1)
     with pytest.raises(ValueError, match="k must be an integer >= 1"):
         state_action_future_mi(P, policy, 0)
+    with pytest.raises(ValueError, match="start must be a probability vector over the 3 states"):
+        state_action_future_mi(P, policy, 1, start=[1, 0])

@@ -43,6 +43,15 @@ def test_build_datasets_then_train_offline_on_one(tmp_path, capsys):
     assert "already holds a run" in capsys.readouterr().err
 
 
+def test_the_sac_buffer_must_hold_the_whole_run(tmp_path):
+    from pprl.rl.learners import SACConfig
+    from pprl.rl.offline_datasets import build_datasets
+
+    with pytest.raises(ValueError, match=r"the SAC buffer \(1000\) must hold the whole run \(1024 steps"):
+        build_datasets("Pendulum-v1", ["medium-replay"], size=10, sac_steps=1000, out_dir=tmp_path,
+                       sac_config=SACConfig(total_steps=1000, buffer_size=1000), progress=False)
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     spec = tmp_path / "bad.yaml"
     spec.write_text("env: Pendulum-v1\ndataset: none.npz\nlearner: {type: bc, learning_rate: -1}\n")

@@ -2,7 +2,7 @@ r"""Gradient-based MCMC in torch, batched over independent chains: Metropolis-ad
 (MALA) and Hamiltonian Monte Carlo with a Metropolis correction. MISA draws from
 p̃(a|s) ∝ π(a|s) e^{Q(s,a)} with them, one chain per (state, sample) pair.
 
-``log_prob(x) -> [...]`` is an unnormalised log density evaluated on a batch ``x [..., d]``; every
+Randomness comes only from the ``generator`` passed in. ``log_prob(x) -> [...]`` is an unnormalised log density evaluated on a batch ``x [..., d]``; every
 leading index is its own chain. Both samplers leave p ∝ e^{log_prob} invariant; ``steps`` is the
 chain length (MISA's burn-in of 5 is short: the draws are then only approximately from p).
 
@@ -29,13 +29,13 @@ def _value_and_grad(log_prob: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Te
     return value.detach(), grad.detach()
 
 
-def _accept(log_ratio: Tensor, generator: torch.Generator | None) -> Tensor:
+def _accept(log_ratio: Tensor, generator: torch.Generator) -> Tensor:
     u = torch.rand(log_ratio.shape, generator=generator, device=log_ratio.device)
     return torch.log(u) < log_ratio
 
 
 def mala(log_prob: Callable[[Tensor], Tensor], init: Tensor, steps: int, step_size: float,
-         generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+         generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """``steps`` MALA steps from ``init [..., d]``: (final states, mean acceptance rate per chain)."""
     x = init.detach()
     value, grad = _value_and_grad(log_prob, x)
@@ -54,7 +54,7 @@ def mala(log_prob: Callable[[Tensor], Tensor], init: Tensor, steps: int, step_si
 
 
 def hmc(log_prob: Callable[[Tensor], Tensor], init: Tensor, steps: int, step_size: float,
-        generator: torch.Generator | None = None, leapfrog_steps: int = 5) -> tuple[Tensor, Tensor]:
+        generator: torch.Generator, leapfrog_steps: int = 5) -> tuple[Tensor, Tensor]:
     """``steps`` HMC transitions (``leapfrog_steps`` each) from ``init [..., d]``: (final states,
     mean acceptance rate per chain)."""
     x = init.detach()

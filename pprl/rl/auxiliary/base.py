@@ -64,7 +64,8 @@ class AuxiliaryLoss(Protocol):
     spec_class: ClassVar[type]
 
     def loss(self, minibatch: Minibatch, learner: Learner) -> tuple[Tensor, dict[str, float]]:
-        """The weighted term to add to the learner's loss, and what to record about it."""
+        """The term to add to the learner's loss (weighted by the entry's ``weight``, or with the
+        weight on its gradient as DRIML does), and what to record about it."""
     def step(self) -> None:
         """After the learner's optimiser step: apply the gradients its backward pass left on the
         term's own parameters (e.g. a critic), then zero them; nothing if it has none."""

@@ -19,14 +19,18 @@ positions (DRIML's local–global variant, after Deep InfoMax).
 Pairs come from the learner's rollout: a minibatch row (step t of env e) is paired with step
 t + k of the same env, k fixed or drawn uniformly from {1..k} per row (DRIML's variants), and
 only if t + k is inside the rollout and no episode ended at steps t … t+k−1 (the future belongs
-to the same episode); other rows are left out of the term. The loss added to the learner's is
+to the same episode); other rows are left out of the term. The term is
 
-    λ · (−objective(f) + β · mean(f²)),   f ← c · tanh(f / c)  (when score_clip c is set),
+    L = −objective(f) + β · mean(f²),   f ← c · tanh(f / c)  (when score_clip c is set),
 
-the tanh clip and the L2 penalty on scores being DRIML's (AMDIM's) stabilisers. The critic
-(g, h, e) has its own Adam and always learns at full strength; λ scales only the gradient that
-reaches the learner's encoder, so at λ = 0 the learner is exactly plain PPO while the logged MI
-still measures how much its representation carries about the future.
+the tanh clip and the L2 penalty on scores being DRIML's (AMDIM's) stabilisers. Unlike the
+AuxiliaryLoss default (a term already multiplied by its weight), DRIML returns L itself and puts
+λ on the gradient instead: the learner's encoder receives λ·∇L (the features enter the critic as
+φ.detach() + λ(φ − φ.detach())), while the critic (g, h, e), with its own Adam, always learns at
+full strength. So at λ = 0 the learner is exactly plain PPO while the logged MI still measures
+how much its representation carries about the future. The encoder's share of the gradient goes
+through the learner's own gradient-norm clipping together with its RL loss. A minibatch with
+fewer than 2 valid pairs adds nothing and records only ``driml_pairs``.
 
 Logged per iteration (means over the update's minibatches): ``driml_loss`` (the term, before λ),
 ``driml_mi`` (the bound's estimate, nats), ``driml_log_n`` (its ceiling log B for InfoNCE),
@@ -208,9 +212,7 @@ class DRIML:
         valid, future = future_pairs(index, k, done)
         n = int(valid.sum())
         if n < 2:  # no negatives: nothing to contrast
-            nan = float("nan")
-            return inputs.new_zeros(()), {"driml_loss": nan, "driml_mi": nan, "driml_log_n": nan,
-                                          "driml_pairs": float(n), "driml_k": nan}
+            return inputs.new_zeros(()), {"driml_pairs": float(n)}
         futures = inputs.reshape(T * E, -1)[future[valid]]
         scores = self.scores(minibatch.obs[valid], minibatch.actions[valid], futures, learner)
         if spec.score_clip is not None:

@@ -59,13 +59,12 @@ class SquashedGaussianActor(nn.Module):
         mean, log_std = self.gaussian(obs)
         return self._log_prob((u - mean) / log_std.exp(), log_std, u)
 
-    def sample(self, obs: Tensor, generator: torch.Generator | None = None, num: int | None = None) -> tuple[Tensor, Tensor]:
+    def sample(self, obs: Tensor, generator: torch.Generator, num: int | None = None) -> tuple[Tensor, Tensor]:
         """Reparameterised a ~ π(·|s) and log π(a|s): ``[B, act_dim]``, ``[B]`` (or ``[num, B, ...]``
         with ``num`` draws per state), from ``generator``."""
         mean, log_std = self.gaussian(obs)
         shape = mean.shape if num is None else (num, *mean.shape)
-        eps = torch.randn(shape, generator=generator, device=mean.device) if generator is not None \
-            else torch.randn(shape, device=mean.device)
+        eps = torch.randn(shape, generator=generator, device=mean.device)
         u = mean + log_std.exp() * eps
         return self.squash(u), self._log_prob(eps, log_std, u)
 

@@ -16,7 +16,8 @@ proposal μ and a base measure ν (π for MISA), every inner term is importance-
 
 and with ν = Lebesgue measure (``log_base = 0``) and CQL's mixture proposal (uniform actions,
 π(·|s), π(·|s')), the conditional form's penalty −I_C is CQL(H)'s E_s log ∫ e^{Q(s,a)} da − E_D[Q]
-(Kumar et al. 2020, eq. 4) up to the constant log N: CQL is MISA with another proposal.
+(Kumar et al. 2020, eq. 4) up to the constant log(3N) (CQL's reference code takes a log-sum-exp over its
+3N samples where this averages them): CQL is MISA with another proposal.
 
 The policy's gradient of −log E_s E_π[e^Q] is E_{p̃}[∇ log π(a|s)] with p̃(s, a) ∝ p(s) π(a|s) e^{Q(s,a)}
 (the log-partition's score identity); MISA draws from p̃ by MCMC (:mod:`pprl.inference.mcmc.gradient_mcmc`)

@@ -162,6 +162,7 @@ class _OfflineSAC:
                                     autotune=config.autotune, seed=seed, device=self.device)
         self.actor = self.core.actor
         self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.probe_generator = torch.Generator(self.device).manual_seed(seed + 1)  # mi_estimate's: training's stream stays put
 
     def critic_term(self, core, batch, critics):
         return torch.zeros((), device=self.device), {}
@@ -177,7 +178,7 @@ class _OfflineSAC:
     def mi_estimate(self, batch: Transitions, num: int = 50) -> float:
         """I_DV(S; A) of the data under Q₁ with ``num`` samples of π per state (nats)."""
         s = batch.obs
-        samples = self.actor.sample(s, self.generator, num=num)[0]
+        samples = self.actor.sample(s, self.probe_generator, num=num)[0]
         return float(mi_lower_bound(self.core.q1(s, batch.act), self.core.q1(s, samples), "dv"))
 
     @torch.no_grad()
@@ -186,11 +187,13 @@ class _OfflineSAC:
         return self.actor.mode(x.reshape(len(x), -1)).cpu().numpy()
 
     def state_dict(self) -> dict:
-        return {"core": self.core.full_state(), "generator": self.generator.get_state()}
+        return {"core": self.core.full_state(), "generator": self.generator.get_state(),
+                "probe_generator": self.probe_generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.core.load_full_state(state["core"])
         self.generator.set_state(state["generator"])
+        self.probe_generator.set_state(state["probe_generator"])
 
 
 class CQL(_OfflineSAC):

@@ -335,7 +335,7 @@ class PPO:
         old_logp, old_v = rollout.logprobs.reshape(-1), rollout.values.reshape(-1)
         adv, ret = advantages.reshape(-1), returns.reshape(-1)
         sums: dict[str, float] = {}
-        n_steps = 0
+        counts: dict[str, int] = {}
         for _ in range(cfg.update_epochs):
             perm = torch.randperm(batch, generator=self.generator, device=dev)
             for mb in perm.tensor_split(cfg.num_minibatches):
@@ -371,10 +371,10 @@ class PPO:
                               "entropy": entropy.detach(), "approx_kl": approx_kl, "clipfrac": clipfrac, **aux_stats}
                 for name, value in step_stats.items():
                     sums[name] = sums.get(name, 0.0) + float(value)
-                n_steps += 1
+                    counts[name] = counts.get(name, 0) + 1
             if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
                 break
-        stats = {k: s / n_steps for k, s in sums.items()}
+        stats = {k: s / counts[k] for k, s in sums.items()}  # a key a term skipped on some minibatches: its mean where recorded
         var_ret = float(ret.var()) if batch > 1 else 0.0
         stats["explained_variance"] = float("nan") if var_ret == 0 else 1 - float((ret - old_v).var()) / var_ret
         stats["learning_rate"] = lr

@@ -139,6 +139,11 @@ def test_pairs_never_cross_an_episode_end():
     aux.loss(Minibatch(obs=rollout.policy_obs.reshape(T * E, -1), actions=torch.zeros(T * E, dtype=torch.long),
                        index=torch.arange(T * E), rollout=rollout), learner)
     assert len(captured["a"]) > 2 and (captured["a"].argmax(-1) == captured["f"].argmax(-1)).all()
+    # a minibatch with fewer than two valid pairs adds nothing and records only its pair count
+    term, stats = aux.loss(Minibatch(obs=rollout.policy_obs.reshape(T * E, -1)[-2:],
+                                     actions=torch.zeros(2, dtype=torch.long), index=torch.arange(T * E)[-2:],
+                                     rollout=rollout), learner)
+    assert float(term) == 0.0 and stats == {"driml_pairs": 0.0}
 
 
 DRIML_SPEC = {
