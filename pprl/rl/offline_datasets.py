@@ -104,7 +104,7 @@ def build_datasets(env_id: str, kinds=KINDS, *, size: int = 100_000, sac_steps: 
     if r_max <= r_min:
         warnings.warn(f"the SAC run's final policy (return {r_max:.1f}) does not beat the random policy "
                       f"({r_min:.1f}): its 'expert' is no expert and normalised scores are meaningless; "
-                      f"raise sac_steps", DatasetWarning, stacklevel=2)
+                      f"raise sac_steps", DatasetWarning, stacklevel=3)
     medium = min(snaps[:-1] or snaps, key=lambda s: abs(s["return"] - (r_min + (r_max - r_min) / 3)))
     name = env_id.split("/")[-1].split("-v")[0].lower()
     made: dict[str, Transitions] = {}
