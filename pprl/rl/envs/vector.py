@@ -34,6 +34,16 @@ def make_vector_env(env_id: str, num_envs: int, **make_kwargs) -> gym.vector.Vec
     return env
 
 
+def learner_envs(env_id: str, num_envs: int, max_episode_steps: int | None = None,
+                 env_kwargs: dict | None = None) -> tuple[gym.vector.VectorEnv, dict]:
+    """A learner's vector env and the ``gym.make`` keywords it was built with (kept for evaluation
+    envs): the spec's ``env_kwargs`` plus the learner's time limit, where it sets one."""
+    make_kwargs = dict(env_kwargs or {})
+    if max_episode_steps is not None:
+        make_kwargs["max_episode_steps"] = max_episode_steps
+    return make_vector_env(env_id, num_envs, **make_kwargs), make_kwargs
+
+
 def true_next_obs(next_obs: np.ndarray, info: dict) -> np.ndarray:
     """A copy of a step's ``next_obs`` [E, ...] in which each env that just finished an episode
     has its true final observation instead of the reset one (SAME_STEP autoreset)."""
@@ -54,6 +64,27 @@ def success_flags(info: dict, done: np.ndarray) -> np.ndarray:
             mask = src.get("_is_success", np.ones(len(done), dtype=bool))
             flags |= rows & mask & np.asarray(src["is_success"]).astype(bool)
     return flags
+
+
+class EpisodeTracker:
+    """The running return, length and success of each of ``num_envs`` envs; :meth:`step` returns the
+    episodes that ended on that step, ``{"return", "length", "success"}`` each, and restarts them."""
+
+    def __init__(self, num_envs: int):
+        self.ret = np.zeros(num_envs)
+        self.length = np.zeros(num_envs, dtype=np.int64)
+        self.success = np.zeros(num_envs, dtype=bool)
+
+    def step(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, info: dict) -> list[dict]:
+        done = terminated | truncated
+        self.ret += reward
+        self.length += 1
+        self.success |= success_flags(info, done)
+        ended = []
+        for i in np.flatnonzero(done):
+            ended.append({"return": float(self.ret[i]), "length": int(self.length[i]), "success": bool(self.success[i])})
+            self.ret[i], self.length[i], self.success[i] = 0.0, 0, False
+        return ended
 
 
 def action_dim(space: gym.Space) -> int:

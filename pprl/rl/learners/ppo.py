@@ -31,8 +31,8 @@ from torch.distributions import Categorical, Normal
 
 from ...data import Transitions
 from ...rng import seeded
-from ..envs.vector import (action_dim, encode_actions, env_actions, evaluate_policy, make_vector_env, success_flags,
-                           true_next_obs)
+from ..envs.vector import (EpisodeTracker, action_dim, encode_actions, env_actions, evaluate_policy,
+                           learner_envs, true_next_obs)
 from .base import Minibatch
 from .ppo_config import PPOConfig
 
@@ -198,10 +198,7 @@ class PPO:
     def __init__(self, env_id: str, config: PPOConfig, *, seed: int = 0, device="cpu", env_kwargs: dict | None = None):
         self.config, self.env_id, self.seed = config.validate(), env_id, seed
         self.device = torch.device(device)
-        self._make_kwargs = dict(env_kwargs or {})
-        if config.max_episode_steps is not None:
-            self._make_kwargs["max_episode_steps"] = config.max_episode_steps
-        self.envs = make_vector_env(env_id, config.num_envs, **self._make_kwargs)
+        self.envs, self._make_kwargs = learner_envs(env_id, config.num_envs, config.max_episode_steps, env_kwargs)
         obs_space, self.act_space = self.envs.single_observation_space, self.envs.single_action_space
         self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
         self.obs_shape, self.obs_dim = obs_space.shape, int(np.prod(obs_space.shape))
@@ -219,9 +216,7 @@ class PPO:
         self.envs.action_space.seed(seed)
         obs, _ = self.envs.reset(seed=seed)
         self._obs = np.asarray(obs, dtype=np.float32).reshape(config.num_envs, -1)
-        self._ep_return = np.zeros(config.num_envs)
-        self._ep_length = np.zeros(config.num_envs, dtype=np.int64)
-        self._ep_success = np.zeros(config.num_envs, dtype=bool)
+        self._episodes = EpisodeTracker(config.num_envs)
 
     def _policy_input(self, obs: np.ndarray, update: bool = False) -> Tensor:
         """Raw [B, obs_dim] observations -> network input (normalised if norm_obs)."""
@@ -267,13 +262,7 @@ class PPO:
             boot = np.flatnonzero(trunc & ~term)  # a time limit bootstraps from V(final obs); a termination does not
             if len(boot):
                 final_values[step, boot] = self.agent.value(self._policy_input(real_next[boot]))
-            self._ep_return += reward
-            self._ep_length += 1
-            self._ep_success |= success_flags(info, term | trunc)
-            for i in np.flatnonzero(term | trunc):
-                episodes.append({"return": float(self._ep_return[i]), "length": int(self._ep_length[i]),
-                                 "success": bool(self._ep_success[i])})
-                self._ep_return[i], self._ep_length[i], self._ep_success[i] = 0.0, 0, False
+            episodes += self._episodes.step(reward, term, trunc, info)
             obs[step] = torch.as_tensor(self._obs)
             policy_obs[step] = x
             actions[step] = action

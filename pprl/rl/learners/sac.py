@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ...data import ReplayPool, Transitions
-from ..envs.vector import encode_actions, evaluate_policy, make_vector_env, success_flags, true_next_obs
+from ..envs.vector import EpisodeTracker, encode_actions, evaluate_policy, learner_envs, true_next_obs
 from .sac_config import SACConfig
 from .soft_actor_critic import SoftActorCritic
 
@@ -45,10 +45,7 @@ class SAC:
     def __init__(self, env_id: str, config: SACConfig, *, seed: int = 0, device="cpu", env_kwargs: dict | None = None):
         self.config, self.env_id, self.seed = config.validate(), env_id, seed
         self.device = torch.device(device)
-        self._make_kwargs = dict(env_kwargs or {})
-        if config.max_episode_steps is not None:
-            self._make_kwargs["max_episode_steps"] = config.max_episode_steps
-        self.envs = make_vector_env(env_id, config.num_envs, **self._make_kwargs)
+        self.envs, self._make_kwargs = learner_envs(env_id, config.num_envs, config.max_episode_steps, env_kwargs)
         obs_space, self.act_space = self.envs.single_observation_space, self.envs.single_action_space
         if not isinstance(self.act_space, gym.spaces.Box):
             self.envs.close()
@@ -71,9 +68,7 @@ class SAC:
 
         obs, _ = self.envs.reset(seed=seed)
         self._obs = np.asarray(obs, dtype=np.float32).reshape(config.num_envs, -1)
-        self._ep_return = np.zeros(config.num_envs)
-        self._ep_length = np.zeros(config.num_envs, dtype=np.int64)
-        self._ep_success = np.zeros(config.num_envs, dtype=bool)
+        self._episodes = EpisodeTracker(config.num_envs)
 
     def _tensor(self, obs: np.ndarray) -> Tensor:
         return torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(len(obs), -1)
@@ -102,13 +97,7 @@ class SAC:
             obs_after, reward, term, trunc, info = self.envs.step(env_action)
             obs_after = np.asarray(obs_after, dtype=np.float32).reshape(E, -1)
             real_next = true_next_obs(obs_after, info)
-            self._ep_return += reward
-            self._ep_length += 1
-            self._ep_success |= success_flags(info, term | trunc)
-            for i in np.flatnonzero(term | trunc):
-                episodes.append({"return": float(self._ep_return[i]), "length": int(self._ep_length[i]),
-                                 "success": bool(self._ep_success[i])})
-                self._ep_return[i], self._ep_length[i], self._ep_success[i] = 0.0, 0, False
+            episodes += self._episodes.step(reward, term, trunc, info)
             obs[step], next_obs[step], actions[step] = self._obs, real_next, encode_actions(self.act_space, env_action)
             rewards[step], terminated[step], truncated[step] = reward, term, trunc
             self._obs = obs_after
