@@ -99,6 +99,7 @@ def main() -> None:
     from pprl.rl.offline_datasets import build_datasets
 
     build_datasets("Pendulum-v1", KINDS, size=args.size, sac_steps=args.sac_steps, out_dir=data_dir, seed=0,
+                   snapshots=args.sac_steps // 256,  # one per iteration: SAC jumps from random to expert in ~1k steps
                    sac_config=SACConfig(total_steps=args.sac_steps, buffer_size=args.sac_steps + 256, learning_starts=2000),
                    progress=False)
     jobs = [(m, k, s, args.updates, str(data_dir), str(out)) for k in KINDS for m in METHODS for s in args.seeds]

@@ -32,7 +32,7 @@ def run(args) -> int:
                       updates=args.updates, threads=args.threads)
     score = "" if s["final_normalized_score"] is None else f", normalised score {s['final_normalized_score']:.1f}"
     print(f"{s['experiment']} (seed {s['seed']}): {s['updates']} updates on {s['dataset_size']} transitions, "
-          f"final return {s['final_return']:.1f}{score}, data I(S;A) under the critic {s['final_data_mi']:.3g} nats, "
+          f"final return {s['final_return']:.1f}{score}, MI bound under the critic {s['final_data_mi']:.3g} nats, "
           f"{s['ms_per_update']:.2f} ms/update")
     print(f"wrote {out}/metrics.csv, learning_curve.png, checkpoint.pt, summary.json")
     return 0

@@ -4,7 +4,8 @@ downloaded on these machines: one online SAC run with policy snapshots, then
 - ``random``: a uniformly random policy;
 - ``expert``: the final SAC policy (stochastic, as D4RL's);
 - ``medium``: the snapshot whose deterministic return is closest to a third of the way from the
-  random return to the expert's;
+  random return to the expert's (a warning when none is within a sixth of that range: snapshots
+  must be dense where the return jumps);
 - ``medium-replay``: SAC's replay buffer up to that snapshot (its first ``size`` rows at most);
 - ``medium-expert``: medium followed by expert (2 × ``size`` rows).
 
@@ -105,7 +106,12 @@ def build_datasets(env_id: str, kinds=KINDS, *, size: int = 100_000, sac_steps: 
         warnings.warn(f"the SAC run's final policy (return {r_max:.1f}) does not beat the random policy "
                       f"({r_min:.1f}): its 'expert' is no expert and normalised scores are meaningless; "
                       f"raise sac_steps", DatasetWarning, stacklevel=3)
-    medium = min(snaps[:-1] or snaps, key=lambda s: abs(s["return"] - (r_min + (r_max - r_min) / 3)))
+    target = r_min + (r_max - r_min) / 3
+    medium = min(snaps[:-1] or snaps, key=lambda s: abs(s["return"] - target))
+    if abs(medium["return"] - target) > (r_max - r_min) / 6:
+        warnings.warn(f"no snapshot returned near a third of the way to the expert (target {target:.1f}, closest "
+                      f"{medium['return']:.1f} at step {medium['step']}): 'medium' is not medium; take more "
+                      f"snapshots (learning is fast where it jumps)", DatasetWarning, stacklevel=3)
     name = env_id.split("/")[-1].split("-v")[0].lower()
     made: dict[str, Transitions] = {}
 

@@ -13,7 +13,7 @@ An offline experiment spec::
 
 Outputs in ``out_dir``: ``spec.yaml``, ``metrics.csv`` (one row per evaluation: mean return, its
 normalised score where the dataset has reference returns, the learner's mean statistics since
-the last row, and ``data_mi``, the data's I(S; A) under the learner's critic, nats),
+the last row, and ``data_mi``, the learner's ``mi_estimate`` of the data's pairs, nats),
 ``learning_curve.png``, ``checkpoint.pt`` and ``summary.json``.
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _plot(metrics: pd.DataFrame, path: Path, title: str, normalised: bool) -> No
     ax.set(xlabel="gradient steps", ylabel="normalised score" if normalised else "evaluation return", title=title)
     if metrics["data_mi"].notna().any():
         ax2.plot(metrics["updates"], metrics["data_mi"], color="tab:purple", marker=".")
-    ax2.set(xlabel="gradient steps", ylabel="nats", title="data's I(S; A) under the critic (DV)")
+    ax2.set(xlabel="gradient steps", ylabel="nats", title="data's MI bound under the critic (conditional)")
     fig.tight_layout()
     _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 

@@ -1,8 +1,8 @@
 r"""Offline learners: BC, CQL(H) and MISA, trained on a fixed dataset of transitions
 (``pprl.load_offline``) by :func:`pprl.rl.offline_train.train_offline`. Each is built as
 ``cls(obs_dim, act_dim, low, high, config, seed=, device=)`` and offers ``update(batch) -> stats``,
-``act(obs)`` (deterministic), ``mi_estimate(batch)`` (the data's I(S; A) under its critic, DV form
-with 50 samples from π, nats; NaN without a critic) and ``state_dict`` / ``load_state_dict``.
+``act(obs)`` (deterministic), ``mi_estimate(batch)`` (the MI bound of the data's pairs under its
+critic, conditional form with 50 samples from π, nats; NaN without a critic) and ``state_dict`` / ``load_state_dict``.
 
 - **BC**: max E_D log π(a|s) for the squashed Gaussian (data actions pulled 1e-4 inside the box).
 - **CQL(H)** (Kumar et al. 2020): SAC's losses plus, on each critic,
@@ -176,10 +176,12 @@ class _OfflineSAC:
 
     @torch.no_grad()
     def mi_estimate(self, batch: Transitions, num: int = 50) -> float:
-        """I_DV(S; A) of the data under Q₁ with ``num`` samples of π per state (nats)."""
+        """E_s[Q₁(s, a) − log E_{a'~π(·|s)} e^{Q₁(s, a')}] over the data's pairs, ``num`` samples of π per
+        state (nats): the conditional form, which Q's state-dependent offset (returns of hundreds)
+        does not move; the global DV form mixes states and sits tens of nats below zero."""
         s = batch.obs
         samples = self.actor.sample(s, self.probe_generator, num=num)[0]
-        return float(mi_lower_bound(self.core.q1(s, batch.act), self.core.q1(s, samples), "dv"))
+        return float(mi_lower_bound(self.core.q1(s, batch.act), self.core.q1(s, samples), "conditional"))
 
     @torch.no_grad()
     def act(self, obs) -> np.ndarray:
