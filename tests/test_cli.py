@@ -693,7 +693,7 @@ def _subparsers():
 
 def test_every_argument_has_help_and_shows_its_default():
     parser, commands = _subparsers()
-    assert set(commands) == {"validate", "collect", "fit", "compare", "nuts", "diagnose", "train", "offline", "dataset", "mi", "empowerment", "demo"}
+    assert set(commands) == {"validate", "collect", "fit", "compare", "nuts", "diagnose", "train", "sweep", "offline", "dataset", "mi", "empowerment", "demo"}
     for name, sub in commands.items():
         text = sub.format_help()
         for action in sub._actions:

@@ -51,6 +51,8 @@ SHELL_BUDGETS = {
     "--horizon 4 -o runs/emp_pendulum": "--horizon 2 -o runs/emp_pendulum --fit-steps 20 --num-samples 16",
     "-o runs/pendulum_empowerment": "-o runs/pendulum_empowerment --steps 4096",
     "-o runs/driml_minigrid": "-o runs/driml_minigrid --steps 4096",
+    "--seeds 0-4 --set learner.learning_rate=3e-4,1e-3 -o runs/sweep_lr":
+        "--seeds 0-1 --set learner.learning_rate=3e-4,1e-3 -o runs/sweep_lr --steps 1024 --jobs 1",
     "--size 20000 --sac-steps 30000": "--size 400 --sac-steps 1600 --snapshots 4 --quiet",
     "-o runs/misa_pendulum": "-o runs/misa_pendulum --updates 10 --quiet",
     "--horizon 2 -o runs/emp_room": "--horizon 1 -o runs/emp_room --fit-steps 30 --quiet",

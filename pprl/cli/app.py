@@ -1,4 +1,4 @@
-"""The ``pprl`` command line: ``validate | collect | fit | compare | nuts | diagnose | train | offline | dataset | mi | empowerment | demo``.
+"""The ``pprl`` command line: ``validate | collect | fit | compare | nuts | diagnose | train | sweep | offline | dataset | mi | empowerment | demo``.
 
 Bad input (a malformed spec, a missing or malformed data file, an unknown environment, a device
 this machine lacks) prints one line ``pprl: error: ...`` and exits with status 2; nothing already
@@ -15,11 +15,11 @@ from pathlib import Path
 import pprl
 from pprl import FitDiverged, SpecError, __version__
 
-from . import collect, compare, dataset, demo, diagnose, empowerment, fit, mi, nuts, offline, train, validate
+from . import collect, compare, dataset, demo, diagnose, empowerment, fit, mi, nuts, offline, sweep, train, validate
 from .common import CLIError, HelpFormatter
 
 _PACKAGE = Path(pprl.__file__).resolve().parent
-COMMANDS = (validate, collect, fit, compare, nuts, diagnose, train, offline, dataset, mi, empowerment, demo)  # each: add_parser(subparsers), run(args)
+COMMANDS = (validate, collect, fit, compare, nuts, diagnose, train, sweep, offline, dataset, mi, empowerment, demo)  # each: add_parser(subparsers), run(args)
 
 DESCRIPTION = ("pprl: probabilistic programming for information-theoretic RL. Declare Bayesian dynamics "
                "models and variational families as YAML specs, fit and compare them, estimate mutual "
