@@ -71,8 +71,22 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
                         "run gives the same numbers only at the same thread count")
 
 
-def add_device_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
+def add_device_option(p: argparse.ArgumentParser, components: bool = False) -> None:
+    extra = "; or per component, e.g. learner=cpu,intrinsic=cuda" if components else ""
+    p.add_argument("--device", default="cpu", help=f"torch device: cpu, cuda or cuda:N{extra}")
+
+
+def component_device(text: str) -> str | dict:
+    """``--device`` of ``train``: one device, or ``learner=D,intrinsic=D`` (each checked)."""
+    if "=" not in text:
+        return check_device(text)
+    out = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() not in ("learner", "intrinsic") or not value.strip():
+            raise CLIError(f"--device {text!r}: give one device, or learner=DEVICE,intrinsic=DEVICE")
+        out[key.strip()] = check_device(value.strip())
+    return out
 
 
 def add_seed_option(p: argparse.ArgumentParser, what: str = "everything random") -> None:

@@ -13,7 +13,7 @@ from pprl.bundled import bundled
 from pprl.threads import DEFAULT_THREADS
 
 from .common import (CLIError, add_device_option, add_parser as _add_parser, add_quiet_option, add_seed_option,
-                     add_threads_option, check_device, positive_int)
+                     add_threads_option, component_device, positive_int)
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=positive_int,
                    help="total env steps of the run, overriding the spec's learner.total_steps (with --resume: "
                         "must exceed the steps the run has done)")
-    add_device_option(p)
+    add_device_option(p, components=True)
     add_threads_option(p)
     add_quiet_option(p)
     p.set_defaults(func=run)
@@ -45,14 +45,14 @@ def run(args) -> int:
                        f"--resume {args.resume})")
     if args.resume is not None and args.output is not None:
         raise CLIError(f"--resume continues the run in its own directory ({args.resume}); drop -o {args.output}")
-    check_device(args.device)
+    device = component_device(args.device)
     if args.resume is not None:
         spec, seed, out = None, 0, Path(args.resume)
     else:
         spec = load_experiment(args.experiment)  # all spec errors before anything is written
         seed, out = args.seed, Path(args.output) if args.output else Path("runs") / f"{spec.name}-seed{args.seed}"
     try:
-        summary = train(spec, seed=seed, out_dir=out, resume=spec is None, device=args.device,
+        summary = train(spec, seed=seed, out_dir=out, resume=spec is None, device=device,
                         progress=not args.quiet, total_steps=args.steps, threads=args.threads)
     except KeyboardInterrupt:
         return interrupted(out, args)

@@ -145,15 +145,30 @@ def plot_learning_curve(metrics: pd.DataFrame, episodes: pd.DataFrame, path: Pat
     return path
 
 
+def component_devices(device: str | dict) -> tuple[str, str]:
+    """(learner device, intrinsic device) of ``train``'s ``device``: one device for both, or a mapping
+    ``{"learner": ..., "intrinsic": ...}`` (a missing key means cpu). Auxiliary losses follow the learner."""
+    if isinstance(device, dict):
+        unknown = sorted(set(device) - {"learner", "intrinsic"})
+        if unknown:
+            raise ValueError(f"device: unknown component {unknown[0]!r}; allowed: learner, intrinsic")
+        return str(device.get("learner", "cpu")), str(device.get("intrinsic", "cpu"))
+    return str(device), str(device)
+
+
 @uses_threads
 def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_dir: str | Path | None = None, *,
-          resume: bool = False, device: str = "cpu", progress: bool = True, total_steps: int | None = None,
+          resume: bool = False, device: str | dict = "cpu", progress: bool = True, total_steps: int | None = None,
           checkpoint_every: int = 10) -> dict:
     """Run (or with ``resume=True`` continue) an experiment; returns the summary dict.
 
     ``total_steps`` overrides the spec's ``learner.total_steps`` (the learning-rate and η
-    schedules then follow the override). Same seed, same CPU ⇒ same numbers.
+    schedules then follow the override). ``device`` is one torch device, or per component
+    (``{"learner": "cpu", "intrinsic": "cuda"}``: small policy networks and CPU envs stay on the
+    CPU while the dynamics posterior uses the GPU; each rollout's transitions are copied to the
+    intrinsic reward's device and its rewards back). Same seed, same CPU ⇒ same numbers.
     """
+    learner_device, intrinsic_device = component_devices(device)
     if resume and out_dir is None:
         raise ValueError("resume=True needs the run's out_dir")
     spec = None if resume else load_experiment(spec)  # a resumed run reads its spec from the checkpoint
@@ -180,9 +195,10 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "spec.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False)))
 
-    learner = make_learner(cfg, spec.env, seed=seed, device=device, env_kwargs=spec.env_kwargs)
-    intrinsic = make_intrinsic(spec.intrinsic, learner.obs_dim, learner.act_dim, seed=seed, device=device)
-    auxiliary = [make_auxiliary(a, learner, seed=seed, device=device) for a in spec.auxiliary]
+    learner = make_learner(cfg, spec.env, seed=seed, device=learner_device, env_kwargs=spec.env_kwargs)
+    intrinsic = make_intrinsic(spec.intrinsic, learner.obs_dim, learner.act_dim, seed=seed, device=intrinsic_device)
+    auxiliary = [make_auxiliary(a, learner, seed=seed, device=learner_device) for a in spec.auxiliary]
+    same_device = torch.device(learner_device) == torch.device(intrinsic_device)
     health = intrinsic.health
     rows, episodes, wall_before = [], [], 0.0
     if state is not None:
@@ -209,10 +225,11 @@ def train(spec: ExperimentSpec | dict | str | Path | None, seed: int = 0, out_di
             while learner.global_step < cfg.total_steps:
                 step = learner.global_step
                 rollout = learner.collect()
-                r_int = intrinsic.reward(rollout.transitions).to(rollout.rewards.device).view_as(rollout.rewards)
+                seen = rollout.transitions if same_device else rollout.transitions.to(intrinsic_device)
+                r_int = intrinsic.reward(seen).to(rollout.rewards.device).view_as(rollout.rewards)
                 eta = spec.intrinsic.eta_at(step, cfg.total_steps)
                 stats = learner.update(rollout, spec.extrinsic_weight * rollout.rewards + eta * r_int, auxiliary)
-                stats.update(intrinsic.update(rollout.transitions))
+                stats.update(intrinsic.update(seen))
                 for ep in rollout.episodes:
                     episodes.append({"env_step": int(learner.global_step), "return": float(ep["return"]),
                                      "length": int(ep["length"]), "success": bool(ep["success"])})

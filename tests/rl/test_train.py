@@ -203,3 +203,24 @@ def test_ctrl_c_finishes_the_iteration_so_the_checkpoint_is_consistent(tmp_path,
     monkeypatch.setattr(PPO, "update", real_update)
     summary = pprl.train(None, out_dir=tmp_path / "run", resume=True, progress=False, total_steps=1024)
     assert summary["env_steps"] == 1024
+
+
+def test_per_component_devices(tmp_path, capsys):
+    """device={"learner": ..., "intrinsic": ...}: on one device the run is the single-device run; the
+    CLI reads learner=D,intrinsic=D; a GPU placement runs only where CUDA is."""
+    pprl.train(TINY, seed=0, out_dir=tmp_path / "one", progress=False)
+    pprl.train(TINY, seed=0, out_dir=tmp_path / "split", progress=False, device={"learner": "cpu", "intrinsic": "cpu"})
+    a, b = (pd.read_csv(tmp_path / d / "metrics.csv").drop(columns="wall_s") for d in ("one", "split"))
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(ValueError, match="device: unknown component 'critic'; allowed: learner, intrinsic"):
+        pprl.train(TINY, seed=0, out_dir=tmp_path / "bad", progress=False, device={"critic": "cpu"})
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(TINY))
+    assert main(["train", str(spec), "-o", str(tmp_path / "cli"), "--device", "learner=cpu,intrinsic=cpu",
+                 "--quiet"]) == 0
+    assert main(["train", str(spec), "-o", str(tmp_path / "cli2"), "--device", "learner=cpu,policy=cpu"]) == 2
+    assert "give one device, or learner=DEVICE,intrinsic=DEVICE" in capsys.readouterr().err
+    if torch.cuda.is_available():
+        summary = pprl.train(TINY, seed=0, out_dir=tmp_path / "gpu", progress=False,
+                             device={"learner": "cpu", "intrinsic": "cuda"})
+        assert summary["env_steps"] == 256
