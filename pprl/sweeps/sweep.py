@@ -14,6 +14,7 @@ percentile-bootstrap 95% interval from resampling seeds.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -118,7 +119,8 @@ def sweep(experiment, seeds: list[int], settings: list[tuple[str, list]] = (), o
                                                     "settings": [[p, v] for p, v in settings]}, sort_keys=False))
     todo = [t for t in trials if not (t.run_dir / "summary.json").is_file()]
     if todo and backend == "local":
-        with ProcessPoolExecutor(max(1, jobs)) as pool:
+        # spawn, not fork: a parent that imported JAX (pprl.nuts) or holds torch threads must not be forked
+        with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
             list(pool.map(_run_trial, [t.spec for t in todo], [t.seed for t in todo], [str(t.run_dir) for t in todo],
                           [total_steps] * len(todo), [device] * len(todo)))
     elif todo:
