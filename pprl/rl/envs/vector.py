@@ -66,6 +66,34 @@ def success_flags(info: dict, done: np.ndarray) -> np.ndarray:
     return flags
 
 
+def env_state(envs: gym.vector.SyncVectorEnv, obs: np.ndarray, tracker: "EpisodeTracker") -> dict:
+    """Where a learner's environments are, for an exact resume: each sub-env pickled (simulator state
+    and its ``np_random``; a SAME_STEP vector env holds nothing else between steps) as a uint8
+    tensor, the current observations and the episodes in progress. Loading it unpickles: resume
+    only runs you trust (your own)."""
+    import pickle
+
+    blob = pickle.dumps(envs.envs)
+    return {"envs": torch.frombuffer(bytearray(blob), dtype=torch.uint8).clone(), "obs": torch.as_tensor(obs),
+            "ret": torch.as_tensor(tracker.ret), "length": torch.as_tensor(tracker.length),
+            "success": torch.as_tensor(tracker.success)}
+
+
+def load_env_state(envs: gym.vector.SyncVectorEnv, tracker: "EpisodeTracker", state: dict) -> np.ndarray:
+    """Put :func:`env_state`'s environments and episodes back; returns the observations."""
+    import pickle
+
+    restored = pickle.loads(state["envs"].numpy().tobytes())
+    if len(restored) != len(envs.envs):
+        raise ValueError(f"the checkpoint holds {len(restored)} environments, this learner has {len(envs.envs)}")
+    for env in envs.envs:
+        env.close()
+    envs.envs = restored
+    tracker.ret, tracker.length = state["ret"].numpy().copy(), state["length"].numpy().copy()
+    tracker.success = state["success"].numpy().copy()
+    return state["obs"].numpy().copy()
+
+
 class EpisodeTracker:
     """The running return, length and success of each of ``num_envs`` envs; :meth:`step` returns the
     episodes that ended on that step, ``{"return", "length", "success"}`` each, and restarts them."""

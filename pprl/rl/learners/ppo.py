@@ -31,8 +31,8 @@ from torch.distributions import Categorical, Normal
 
 from ...data import Transitions
 from ...rng import seeded
-from ..envs.vector import (EpisodeTracker, action_dim, encode_actions, env_actions, evaluate_policy,
-                           learner_envs, true_next_obs)
+from ..envs.vector import (EpisodeTracker, action_dim, encode_actions, env_actions, env_state, evaluate_policy,
+                           learner_envs, load_env_state, true_next_obs)
 from .base import Minibatch
 from .ppo_config import PPOConfig
 
@@ -403,11 +403,12 @@ class PPO:
         return episodes
 
     def state_dict(self) -> dict:
-        """Learner state (not the environments'), as plain tensors/numbers for torch.load(weights_only=True)."""
+        """Learner state, the environments' included (:func:`~pprl.rl.envs.vector.env_state`), as
+        tensors and numbers for torch.load(weights_only=True): a resume continues exactly."""
         return {"agent": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "obs_rms": self.obs_rms.state_dict(), "ret_rms": self.ret_rms.state_dict(),
                 "disc_return": self._disc_return.clone(), "global_step": int(self.global_step),
-                "generator": self.generator.get_state()}
+                "generator": self.generator.get_state(), "env": env_state(self.envs, self._obs, self._episodes)}
 
     def load_state_dict(self, state: dict) -> None:
         self.agent.load_state_dict(state["agent"])
@@ -417,6 +418,8 @@ class PPO:
         self._disc_return = state["disc_return"].clone()
         self.global_step = int(state["global_step"])
         self.generator.set_state(state["generator"])
+        if "env" in state:  # checkpoints written before environments were saved restart them from a reset
+            self._obs = load_env_state(self.envs, self._episodes, state["env"])
 
     def close(self) -> None:
         self.envs.close()

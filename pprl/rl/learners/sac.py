@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from ...data import ReplayPool, Transitions
-from ..envs.vector import EpisodeTracker, encode_actions, evaluate_policy, learner_envs, true_next_obs
+from ..envs.vector import (EpisodeTracker, encode_actions, env_state, evaluate_policy, learner_envs, load_env_state,
+                           true_next_obs)
 from .sac_config import SACConfig
 from .soft_actor_critic import SoftActorCritic
 
@@ -154,13 +155,15 @@ class SAC:
 
     def state_dict(self) -> dict:
         return {"core": self.core.full_state(), "replay": self.replay.state_dict(),
-                "global_step": int(self.global_step), "generator": self.generator.get_state()}
+                "global_step": int(self.global_step), "generator": self.generator.get_state(),
+                "env": env_state(self.envs, self._obs, self._episodes)}
 
     def load_state_dict(self, state: dict) -> None:
         self.core.load_full_state(state["core"])
         self.replay.load_state_dict(state["replay"])
         self.global_step = int(state["global_step"])
         self.generator.set_state(state["generator"])
+        self._obs = load_env_state(self.envs, self._episodes, state["env"])
 
     def close(self) -> None:
         self.envs.close()
