@@ -20,20 +20,28 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = """
 import json, sys, time
 import pprl
-import pprl.rl.learners.ppo as ppo
+from pprl.rl.learners import PPO, SAC
 spec, out = json.loads(sys.argv[1]), sys.argv[2]
-update = ppo.PPO.update
-def slow_update(self, *args, **kwargs):  # time for the parent to kill it between checkpoints
-    time.sleep(0.15)
-    return update(self, *args, **kwargs)
-ppo.PPO.update = slow_update
+def slowed(update):
+    def slow_update(self, *args, **kwargs):  # time for the parent to kill it between checkpoints
+        time.sleep(0.15)
+        return update(self, *args, **kwargs)
+    return slow_update
+PPO.update, SAC.update = slowed(PPO.update), slowed(SAC.update)
 pprl.train(spec, seed=3, out_dir=out, progress=False, checkpoint_every=2)
 """
 
 
-@pytest.mark.parametrize("intrinsic", [{"type": "none"}, TINY["intrinsic"]], ids=["ppo", "vime"])
-def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, intrinsic):
-    spec = {**TINY, "intrinsic": intrinsic, "learner": {**TINY["learner"], "total_steps": 12 * 128}}  # 12 iterations
+SAC_TINY = {"name": "tiny_sac", "env": "Pendulum-v1", "intrinsic": {"type": "none"},
+            "learner": {"type": "sac", "num_steps": 32, "learning_starts": 64, "batch_size": 32, "hidden_sizes": [16],
+                        "total_steps": 12 * 32}}
+
+
+@pytest.mark.parametrize("spec", [
+    {**TINY, "intrinsic": {"type": "none"}, "learner": {**TINY["learner"], "total_steps": 12 * 128}},
+    {**TINY, "learner": {**TINY["learner"], "total_steps": 12 * 128}},
+    SAC_TINY], ids=["ppo", "vime", "sac"])
+def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, spec):  # 12 iterations each
     pprl.train(spec, seed=3, out_dir=tmp_path / "full", progress=False, threads=1)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(spec), str(tmp_path / "killed")], env=env)
