@@ -74,9 +74,9 @@ def env_state(envs: gym.vector.SyncVectorEnv, obs: np.ndarray, tracker: "Episode
     import pickle
 
     blob = pickle.dumps(envs.envs)
-    return {"envs": torch.frombuffer(bytearray(blob), dtype=torch.uint8).clone(), "obs": torch.as_tensor(obs),
-            "ret": torch.as_tensor(tracker.ret), "length": torch.as_tensor(tracker.length),
-            "success": torch.as_tensor(tracker.success)}
+    copy = lambda a: torch.as_tensor(np.array(a, copy=True))  # the tracker's arrays change in place
+    return {"envs": torch.frombuffer(bytearray(blob), dtype=torch.uint8).clone(), "obs": copy(obs),
+            "ret": copy(tracker.ret), "length": copy(tracker.length), "success": copy(tracker.success)}
 
 
 def load_env_state(envs: gym.vector.SyncVectorEnv, tracker: "EpisodeTracker", state: dict) -> np.ndarray:
