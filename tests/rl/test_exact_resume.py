@@ -67,3 +67,17 @@ def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, spec):  # 12
     episodes = [pd.read_csv(tmp_path / d / "episodes.csv") for d in ("full", "killed")]
     pd.testing.assert_frame_equal(*episodes, check_exact=True)
     assert not list((tmp_path / "killed").glob("*.tmp"))  # no half-written file left to be mistaken for a checkpoint
+
+
+def test_an_environment_that_cannot_be_pickled_is_said_once_and_resumes_from_a_reset():
+    import numpy as np
+
+    from pprl.rl.envs.vector import EpisodeTracker, ResumeWarning, env_state, load_env_state, make_vector_env
+
+    envs = make_vector_env("CartPole-v1", 2)
+    obs, _ = envs.reset(seed=0)
+    envs.envs[0].unwrapped.hook = lambda: None  # e.g. a user's env holding a callback
+    with pytest.warns(ResumeWarning, match="cannot be saved .*restarts their episodes from a reset"):
+        state = env_state(envs, obs, EpisodeTracker(2))
+    assert state == {} and load_env_state(envs, EpisodeTracker(2), state) is None
+    envs.close()

@@ -258,33 +258,59 @@ def with_pixels(env: gym.Env, render_fn: Callable[[np.ndarray], np.ndarray], sha
         return env
     C, H, W = env.observation_space.shape
     stacked = gym.wrappers.FrameStackObservation(env, int(frames), padding_type="reset")  # [frames, C, H, W]
-    return gym.wrappers.ReshapeObservation(stacked, (int(frames) * C, H, W))
+    return _StackedChannels(stacked)
+
+
+class _StackedChannels(gym.ObservationWrapper):
+    """[frames, C, H, W] → [frames·C, H, W] (gymnasium's ReshapeObservation holds a lambda, which
+    does not pickle; training checkpoints pickle their environments)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        frames, C, H, W = env.observation_space.shape
+        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(frames * C, H, W), dtype=np.float32)
+
+    def observation(self, observation):
+        return np.asarray(observation, dtype=np.float32).reshape(self.observation_space.shape)
+
+
+# Renderers are partials of module-level functions, not closures, so the wrapped envs pickle (a
+# training checkpoint saves its environments for an exact resume).
+def _draw_grid(obs: np.ndarray, layout: tuple, cells: np.ndarray, cell_size: int) -> np.ndarray:
+    index = obs_to_cells(obs, layout)
+    if (index < 0).any():
+        raise ValueError(f"observations that are no free cell of the layout: {obs[index < 0][:5].tolist()}")
+    return render_grid(layout, cells[index], cell_size)
+
+
+def _draw_mountain_car(obs: np.ndarray, size: int, goal: float) -> np.ndarray:
+    return render_mountain_car(obs[:, 0], size, goal)
+
+
+def _draw_cartpole(obs: np.ndarray, size: int, x_threshold: float) -> np.ndarray:
+    return render_cartpole(obs[:, 0], obs[:, 2], obs[:, 3], size, x_threshold)  # [x, ẋ, cos θ, sin θ, θ̇]
+
+
+def _draw_pendulum(obs: np.ndarray, size: int) -> np.ndarray:
+    return render_pendulum(obs[:, 0], obs[:, 1], size)  # [cos θ, sin θ, θ̇]
 
 
 def _grid_room_renderer(env: GridRoomEnv, cell_size: int = 4):
     cells = np.array(env.cells, dtype=np.int64)
-
-    def render(obs: np.ndarray) -> np.ndarray:
-        index = obs_to_cells(obs, env.layout)
-        if (index < 0).any():
-            raise ValueError(f"observations that are no free cell of the layout: {obs[index < 0][:5].tolist()}")
-        return render_grid(env.layout, cells[index], cell_size)
-
+    render = functools.partial(_draw_grid, layout=tuple(env.layout), cells=cells, cell_size=cell_size)
     return render, render_grid(env.layout, cells[:1], cell_size).shape[1:]  # also checks cell_size
 
 
 def _mountain_car_renderer(env, size: int = 32):
-    goal = float(env.goal_position)
-    return (lambda obs: render_mountain_car(obs[:, 0], size, goal)), (1, _check_size(size), size)
+    return functools.partial(_draw_mountain_car, size=size, goal=float(env.goal_position)), (1, _check_size(size), size)
 
 
 def _cartpole_renderer(env, size: int = 32):
-    x_threshold = float(env.x_threshold)  # observation [x, ẋ, cos θ, sin θ, θ̇]
-    return (lambda obs: render_cartpole(obs[:, 0], obs[:, 2], obs[:, 3], size, x_threshold)), (1, _check_size(size), size)
+    return functools.partial(_draw_cartpole, size=size, x_threshold=float(env.x_threshold)), (1, _check_size(size), size)
 
 
 def _pendulum_renderer(env, size: int = 32):
-    return (lambda obs: render_pendulum(obs[:, 0], obs[:, 1], size)), (1, _check_size(size), size)  # [cos θ, sin θ, θ̇]
+    return functools.partial(_draw_pendulum, size=size), (1, _check_size(size), size)
 
 
 #: pixel env id → (the env id it renders, renderer factory). A factory takes the unwrapped base env

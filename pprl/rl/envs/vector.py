@@ -10,6 +10,8 @@ applied value for Box (``encode_actions``); ``env_actions`` maps a network's act
 """
 from __future__ import annotations
 
+import warnings
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -73,16 +75,24 @@ def env_state(envs: gym.vector.SyncVectorEnv, obs: np.ndarray, tracker: "Episode
     only runs you trust (your own)."""
     import pickle
 
-    blob = pickle.dumps(envs.envs)
+    try:
+        blob = pickle.dumps(envs.envs)
+    except (pickle.PicklingError, AttributeError, TypeError) as e:  # an env holding a lambda, a file, a socket
+        warnings.warn(f"the environments cannot be saved ({e}); a resumed run restarts their episodes from a "
+                      f"reset, so it will not repeat the uninterrupted run exactly", ResumeWarning, stacklevel=3)
+        return {}
     copy = lambda a: torch.as_tensor(np.array(a, copy=True))  # the tracker's arrays change in place
     return {"envs": torch.frombuffer(bytearray(blob), dtype=torch.uint8).clone(), "obs": copy(obs),
             "ret": copy(tracker.ret), "length": copy(tracker.length), "success": copy(tracker.success)}
 
 
 def load_env_state(envs: gym.vector.SyncVectorEnv, tracker: "EpisodeTracker", state: dict) -> np.ndarray:
-    """Put :func:`env_state`'s environments and episodes back; returns the observations."""
+    """Put :func:`env_state`'s environments and episodes back; returns the observations (None when the
+    state holds no environments: they stay as reset)."""
     import pickle
 
+    if "envs" not in state:
+        return None
     restored = pickle.loads(state["envs"].numpy().tobytes())
     if len(restored) != len(envs.envs):
         raise ValueError(f"the checkpoint holds {len(restored)} environments, this learner has {len(envs.envs)}")
@@ -92,6 +102,10 @@ def load_env_state(envs: gym.vector.SyncVectorEnv, tracker: "EpisodeTracker", st
     tracker.ret, tracker.length = state["ret"].numpy().copy(), state["length"].numpy().copy()
     tracker.success = state["success"].numpy().copy()
     return state["obs"].numpy().copy()
+
+
+class ResumeWarning(UserWarning):
+    """A checkpoint that cannot make its resume exact."""
 
 
 class EpisodeTracker:

@@ -419,7 +419,8 @@ class PPO:
         self.global_step = int(state["global_step"])
         self.generator.set_state(state["generator"])
         if "env" in state:  # checkpoints written before environments were saved restart them from a reset
-            self._obs = load_env_state(self.envs, self._episodes, state["env"])
+            obs = load_env_state(self.envs, self._episodes, state["env"])
+            self._obs = self._obs if obs is None else obs
 
     def close(self) -> None:
         self.envs.close()

@@ -163,7 +163,8 @@ class SAC:
         self.replay.load_state_dict(state["replay"])
         self.global_step = int(state["global_step"])
         self.generator.set_state(state["generator"])
-        self._obs = load_env_state(self.envs, self._episodes, state["env"])
+        obs = load_env_state(self.envs, self._episodes, state["env"])
+        self._obs = self._obs if obs is None else obs
 
     def close(self) -> None:
         self.envs.close()
