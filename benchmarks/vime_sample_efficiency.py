@@ -95,15 +95,11 @@ def main() -> None:
 
 
 def iqm_ci(values, reps: int = 5000, seed: int = 0) -> tuple[float, float, float]:
-    """Interquartile mean over seeds (the mean of the middle 50%, rliable's aggregate; Agarwal et
-    al. 2021) with a percentile bootstrap 95% interval from resampling seeds with replacement."""
-    import numpy as np
-    from scipy.stats import trim_mean
+    """Interquartile mean over seeds with a percentile bootstrap 95% interval: pprl.sweeps.iqm_ci
+    (the aggregate ``pprl sweep`` reports), kept here under its old name for the other scripts."""
+    from pprl.sweeps import iqm_ci as aggregate
 
-    values = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    boot = trim_mean(values[rng.integers(0, len(values), (reps, len(values)))], 0.25, axis=1)
-    return float(trim_mean(values, 0.25)), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
+    return aggregate(values, reps, seed)
 
 
 if __name__ == "__main__":
