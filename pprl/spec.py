@@ -334,7 +334,8 @@ def load_spec(path: str | Path):
     """Load and validate a YAML spec of any kind pprl reads: a mapping with ``type`` is a model
     spec (:class:`ModelSpec`), one with ``family`` an inference spec (:class:`InferenceSpec`), one
     with ``env``, ``learner`` or ``intrinsic`` an experiment spec
-    (:class:`pprl.rl.experiment.ExperimentSpec`, read by :func:`pprl.load_experiment`)."""
+    (:class:`pprl.rl.experiment.ExperimentSpec`, read by :func:`pprl.load_experiment`), and one that
+    also names a ``dataset`` an offline experiment (:class:`pprl.rl.offline_train.OfflineSpec`)."""
     src = str(path)
     data = _read_yaml(path)
     kinds = [kind for kind, found in (("model", "type" in data), ("inference", "family" in data),
@@ -344,6 +345,9 @@ def load_spec(path: str | Path):
         return parse_model_spec(data, src)
     if kinds == ["inference"]:
         return parse_inference_spec(data, src)
+    if kinds == ["experiment"] and "dataset" in data:  # an offline experiment (pprl offline)
+        from .rl.offline_train import load_offline_experiment
+        return load_offline_experiment(path)
     if kinds == ["experiment"]:
         from .rl.experiment import load_experiment  # the RL code builds on this module
         return load_experiment(path)

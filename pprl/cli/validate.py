@@ -29,6 +29,8 @@ def describe(spec) -> str:
         if spec.auxiliary:
             parts.append("auxiliary " + ", ".join(a.type for a in spec.auxiliary))
         return ", ".join(parts)
+    if hasattr(spec, "dataset"):  # an OfflineSpec
+        return f"offline experiment: {spec.name}, learner {spec.learner.type}, dataset {spec.dataset}"
     if hasattr(spec, "cells"):
         return f"channel spec: gridworld, {len(spec.cells)} cells, slip {spec.slip:g}"
     return f"channel spec: {type(spec).__name__}"

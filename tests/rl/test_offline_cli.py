@@ -52,6 +52,15 @@ def test_the_sac_buffer_must_hold_the_whole_run(tmp_path):
                        sac_config=SACConfig(total_steps=1000, buffer_size=1000), progress=False)
 
 
+def test_validate_reads_offline_specs(capsys):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "offline" / "misa_pendulum.yaml"
+    assert main(["validate", str(example)]) == 0
+    assert "offline experiment: misa_pendulum, learner misa, dataset data/pendulum/pendulum-medium.npz" in \
+        capsys.readouterr().out
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     spec = tmp_path / "bad.yaml"
     spec.write_text("env: Pendulum-v1\ndataset: none.npz\nlearner: {type: bc, learning_rate: -1}\n")
