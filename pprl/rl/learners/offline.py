@@ -114,7 +114,19 @@ class MISAConfig(_ActorCriticConfig):
     """MCMC step size ε (in the pre-squash space)."""
 
 
-class BC:
+class _ActsByMode:
+    """The deterministic policy every offline learner is evaluated with: squash(μ(s))."""
+
+    actor: SquashedGaussianActor
+    device: torch.device
+
+    @torch.no_grad()
+    def act(self, obs) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        return self.actor.mode(x.reshape(len(x), -1)).cpu().numpy()
+
+
+class BC(_ActsByMode):
     """Behaviour cloning (module docstring)."""
 
     spec_class = BCConfig
@@ -124,7 +136,6 @@ class BC:
         with seeded(seed):
             self.actor = SquashedGaussianActor(obs_dim, act_dim, config.hidden_sizes, low, high).to(self.device)
         self.optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.learning_rate)
-        self.generator = torch.Generator(self.device).manual_seed(seed)
 
     def update(self, batch: Transitions) -> dict[str, float]:
         loss = -data_log_prob(self.actor, batch.obs, batch.act).mean()
@@ -136,22 +147,15 @@ class BC:
     def mi_estimate(self, batch: Transitions) -> float:
         return float("nan")
 
-    @torch.no_grad()
-    def act(self, obs) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
-        return self.actor.mode(x.reshape(len(x), -1)).cpu().numpy()
-
     def state_dict(self) -> dict:
-        return {"actor": self.actor.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state()}
+        return {"actor": self.actor.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.actor.load_state_dict(state["actor"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
 
 
-class _OfflineSAC:
+class _OfflineSAC(_ActsByMode):
     """SAC's gradient step on dataset minibatches, with the subclass's critic and actor terms."""
 
     def __init__(self, obs_dim: int, act_dim: int, low, high, config, *, seed: int = 0, device="cpu"):
@@ -182,11 +186,6 @@ class _OfflineSAC:
         s = batch.obs
         samples = self.actor.sample(s, self.probe_generator, num=num)[0]
         return float(mi_lower_bound(self.core.q1(s, batch.act), self.core.q1(s, samples), "conditional"))
-
-    @torch.no_grad()
-    def act(self, obs) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
-        return self.actor.mode(x.reshape(len(x), -1)).cpu().numpy()
 
     def state_dict(self) -> dict:
         return {"core": self.core.full_state(), "generator": self.generator.get_state(),
