@@ -240,15 +240,24 @@ def _tril(raw: torch.Tensor, d: int) -> torch.Tensor:
 
 
 class ContinuousNets(nn.Module):
-    """Source ω(u | s) = N(μ(s), LLᵀ) over u ∈ R^d, d = K·m, and planner q(a | s, s_K) = N(m, CCᵀ),
-    as MLPs on states standardised by (``state_mean``, ``state_std``) and displacements s_K − s by
-    ``delta_std``; actions a = box(tanh u)."""
+    """Source ω(u | s) = N(μ(s), LLᵀ) over u ∈ R^d, d = K·m, and planner q(a | s, s_K), as MLPs on
+    states standardised by (``state_mean``, ``state_std``) and displacements s_K − s by
+    ``delta_std``; actions a = box(tanh u).
+
+    The planner is one Gaussian N(m, CCᵀ) (``components=1``) or a mixture
+    Σ_j π_j(s, s_K) N(m_j, C_j C_jᵀ) of J = ``components`` full-covariance Gaussians: when the
+    optimal source is (nearly) discrete, as on an amplitude-limited channel, the posterior over a
+    given s_K is multimodal and one Gaussian loses the Barber–Agakov bound's gap
+    E[KL(p(a|s_K) ‖ q(a|s_K))]. The J means start spread over the middle 80% of the box (a
+    symmetric start would never separate)."""
 
     def __init__(self, obs_dim: int, d: int, hidden: int, low: torch.Tensor, high: torch.Tensor,
                  state_mean: torch.Tensor, state_std: torch.Tensor, delta_std: torch.Tensor | None = None,
-                 observe=None, features: int = 64):
+                 observe=None, features: int = 64, components: int = 1):
         super().__init__()
-        self.d, self.t = d, d * (d + 1) // 2
+        if int(components) < 1:
+            raise ValueError(f"components must be >= 1, got {components}")
+        self.d, self.t, self.components = d, d * (d + 1) // 2, int(components)
         self.observe = observe
         if observe is not None:  # ω and q see images of the states, through one conv encoder each
             shape = tuple(observe.shape)
@@ -258,13 +267,20 @@ class ContinuousNets(nn.Module):
             n_in = obs_dim
         self.source = nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
                                     nn.Linear(hidden, d + self.t))
+        J = self.components
         self.planner = nn.Sequential(nn.Linear(2 * n_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden),
-                                     nn.Tanh(), nn.Linear(hidden, d + self.t))
-        self.planner_linear = nn.Linear(2 * n_in, d, bias=False)  # a linear path for q's mean
+                                     nn.Tanh(), nn.Linear(hidden, J * (d + self.t) + (J if J > 1 else 0)))
+        self.planner_linear = nn.Linear(2 * n_in, d, bias=False)  # a linear path for q's mean(s)
         for layer in (self.source[-1], self.planner[-1], self.planner_linear):  # start broad and uninformed
             nn.init.zeros_(layer.weight)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+        if J > 1:  # component j's mean starts at mid + half · c_j, c_j evenly spaced in [−0.8, 0.8]
+            reps = d // low.shape[0]
+            mid, half = ((high + low) / 2).float().repeat(reps), ((high - low) / 2).float().repeat(reps)
+            with torch.no_grad():
+                bias = self.planner[-1].bias[:J * (d + self.t)].view(J, d + self.t)
+                bias[:, :d] = mid + half * torch.linspace(-0.8, 0.8, J)[:, None]
         self.register_buffer("low", low.float().clone())
         self.register_buffer("high", high.float().clone())
         self.register_buffer("state_mean", state_mean.float().clone())
@@ -276,6 +292,16 @@ class ContinuousNets(nn.Module):
 
     def _gaussian(self, out) -> pdist.MultivariateNormal:
         return pdist.MultivariateNormal(out[..., :self.d], scale_tril=_tril(out[..., self.d:], self.d))
+
+    def _planner_from(self, out, linear) -> pdist.Distribution:
+        """The planner's distribution over a from the MLP's output and the linear path's mean shift."""
+        J, d, t = self.components, self.d, self.t
+        if J == 1:
+            return self._gaussian(torch.cat([out[..., :d] + linear, out[..., d:]], -1))
+        params = out[..., :J * (d + t)].unflatten(-1, (J, d + t))
+        loc = params[..., :d] + linear.unsqueeze(-2)
+        gaussians = pdist.MultivariateNormal(loc, scale_tril=_tril(params[..., d:], d))  # batch [..., J]
+        return pdist.MixtureSameFamily(pdist.Categorical(logits=out[..., J * (d + t):]), gaussians)
 
     def _see(self, encoder, s):
         """What a network reads of states ``[..., n]``: the standardised state, or the conv features
@@ -294,17 +320,16 @@ class ContinuousNets(nn.Module):
         loc, L = self.source_params(s)
         return pdist.MultivariateNormal(loc, scale_tril=L)
 
-    def planner_dist(self, s, s_K) -> pdist.MultivariateNormal:  # q(a | s, s_K): [..., n] each → batch [...], event [d]
+    def planner_dist(self, s, s_K) -> pdist.Distribution:  # q(a | s, s_K): [..., n] each → batch [...], event [d]
         if self.observe is None:
             z = torch.cat([self._std(s), (s_K - s) / self.delta_std], -1)
         else:
             z = torch.cat([self._see(self.planner_encoder, s), self._see(self.planner_encoder, s_K)], -1)
-        out = self.planner(z)
-        return self._gaussian(torch.cat([out[..., :self.d] + self.planner_linear(z), out[..., self.d:]], -1))
+        return self._planner_from(self.planner(z), self.planner_linear(z))
 
     def planner_log_prob(self, s, s_K, u) -> torch.Tensor:
-        """log q(u | s, s_K) = log N(a; m, CCᵀ) + log|da/du|: the planner is a Gaussian over the
-        action a = box(tanh u), whose posterior is sharp where the channel is precise, pulled back
+        """log q(u | s, s_K) = log q(a | s, s_K) + log|da/du|: the planner is a density over the
+        action a = box(tanh u) (a Gaussian or a Gaussian mixture), whose posterior is sharp where the channel is precise, pulled back
         to u by the change of variables (log|da/du| = Σ log((high − low)/2 · (1 − tanh² u)))."""
         a = self.action(u).flatten(-2)
         half = ((self.high - self.low) / 2).repeat(self.d // self.low.shape[0])

@@ -204,6 +204,9 @@ class Empowerment:
     (e.g. :class:`~pprl.empowerment.continuous.PendulumImage`), applied to every batch (the
     source's gradient flows through the image of s_K), with ``encoder="conv"``: ω and q each read
     the images through their own conv encoder.
+    ``planner_components`` (continuous channels): J > 1 makes the planner q(a | s, s_K) a mixture
+    of J full-covariance Gaussians (see :class:`~pprl.empowerment.continuous.ContinuousNets`),
+    for channels whose optimal input is nearly discrete.
     ``lr``: Adam's step size (annealed by :meth:`fit`); None gives 1e-2, or 3e-3 with
     ``encoder="conv"``, whose convolutional weights do not train stably with Adam steps of 1e-2.
     """
@@ -211,7 +214,7 @@ class Empowerment:
     def __init__(self, channel, horizon: int = 1, *, hidden: int = 128, lr: float | None = None,
                  observe=None, encoder: str = "mlp",
                  power: float | None = None, source_update: str | None = None, explore: float = 0.5,
-                 states=None, seed: int = 0, device="cpu"):
+                 states=None, planner_components: int = 1, seed: int = 0, device="cpu"):
         if int(horizon) < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         if encoder not in ("mlp", "conv"):
@@ -224,6 +227,10 @@ class Empowerment:
             raise ValueError("a continuous channel seen as images needs both observe= (a differentiable map from "
                              "states [N, n] to images [N, C, H, W] with a .shape, e.g. PendulumImage()) and "
                              "encoder='conv'")
+        if int(planner_components) != 1 and not is_continuous_channel(channel):
+            raise ValueError(f"planner_components applies to continuous channels (a tabular planner is already a "
+                             f"full categorical; a linear-Gaussian one is exact), got {planner_components} for a "
+                             f"{type(channel).__name__}")
         self.channel, self.horizon, self.seed = channel, int(horizon), int(seed)
         self.device, self.lr = torch.device(device), float(lr if lr is not None else 3e-3 if encoder == "conv" else 1e-2)
         if isinstance(channel, TabularChannel):
@@ -272,7 +279,7 @@ class Empowerment:
             with seeded(self.seed):
                 self.nets = ContinuousNets(self.n, channel.act_dim * self.horizon, int(hidden), channel.action_low,
                                            channel.action_high, pool.mean(0), pool.std(0).clamp_min(1e-3),
-                                           observe=observe).to(self.device)
+                                           observe=observe, components=planner_components).to(self.device)
                 # the displacement's spread under the initial source, from a pilot batch
                 with torch.no_grad():
                     g = torch.Generator(device=self.device).manual_seed(self.seed)

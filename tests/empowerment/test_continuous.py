@@ -107,6 +107,36 @@ def test_squashed_gaussian_source_reaches_the_amplitude_limited_capacity():
     assert emp.trace[-20:].mean() > emp.trace[:5].mean()
 
 
+def test_mixture_planner_recovers_what_one_gaussian_loses_at_low_snr():
+    # at σ = 0.5 the optimal input is nearly binary (±1) and the posterior over a given s' is
+    # bimodal: one Gaussian planner stays below even a uniform input's MI, a mixture does not
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from empowerment_continuous import awgn_reference
+
+    sigma = 0.5
+    capacity, uniform = awgn_reference(sigma)
+    states = torch.linspace(-1, 1, 64)[:, None]
+    values = {}
+    for J in (1, 4):
+        emp = Empowerment(AmplitudeLimitedChannel(sigma), 1, states=states, hidden=32, lr=1e-2, seed=0,
+                          planner_components=J)
+        emp.fit(600, batch_states=16, num_samples=64, progress=False)
+        value, stderr = emp.estimate(states[:8], num_samples=2 ** 14)
+        values[J], err = float(value.mean()), float(stderr.mean())
+        assert values[J] <= capacity + 3 * err, f"J={J}: {values[J]:.4f} above capacity {capacity:.4f}"
+    assert values[1] < uniform < values[4], values
+    assert values[4] > values[1] + 0.1
+    with pytest.raises(ValueError, match="components must be >= 1"):
+        Empowerment(AmplitudeLimitedChannel(sigma), 1, states=states, planner_components=0)
+    from pprl.empowerment import GridWorld
+
+    with pytest.raises(ValueError, match="planner_components applies to continuous channels"):
+        Empowerment(GridWorld(["..", ".."]), 1, planner_components=2)
+
+
 def test_bad_continuous_input_is_one_clear_error():
     with pytest.raises(ValueError, match="states="):
         Empowerment(AmplitudeLimitedChannel(0.2), 1)
@@ -129,6 +159,10 @@ def test_pyro_view_of_a_continuous_channel_gives_the_same_bound():
     emp = Empowerment(AmplitudeLimitedChannel(0.2), 1, states=states, hidden=32, lr=1e-2, seed=0).fit(200, progress=False)
     u, s_K = emp.model(states)
     torch.testing.assert_close(emp._planner_u(states, s_K).log_prob(u), emp.nets.planner_log_prob(states, s_K, u))
+    mixture = Empowerment(AmplitudeLimitedChannel(0.2), 1, states=states, hidden=32, seed=0, planner_components=3)
+    mixture.fit(20, progress=False)
+    torch.testing.assert_close(mixture._planner_u(states, s_K).log_prob(u),
+                               mixture.nets.planner_log_prob(states, s_K, u))
     with seeded(0):
         terms = barber_agakov_terms(emp.model, emp.guide, "u", "s_K", 4096, states).detach()
     value, stderr = emp.estimate(states, num_samples=4096)
