@@ -271,7 +271,14 @@ def test_mi_estimates_between_column_groups(mi_file, tmp_path, capsys):
                  "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert abs(result["value"] - (-math.log(1 - 0.64))) < 0.15 and len(result["trace"]) == 800
-    assert "nats (infonce, separable" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "nats (infonce, separable" in printed and "sampling error only" in printed
+    assert result["preprocess"] == "standardize" and result["bias"].startswith("lower bound, at most log K")
+    copula = tmp_path / "copula.json"
+    assert main(["mi", str(mi_file), "--x", "data[0:2]", "--y", "data[2,3]", "--steps", "800", "--quiet",
+                 "--preprocess", "copula", "--json", str(copula)]) == 0
+    result = json.loads(copula.read_text())
+    assert result["preprocess"] == "copula" and abs(result["value"] - (-math.log(1 - 0.64))) < 0.15
 
 
 def test_mi_mine_with_clamp(mi_file, tmp_path):

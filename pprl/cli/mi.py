@@ -38,6 +38,9 @@ def add_parser(subparsers) -> None:
                    help="K pairs per score matrix (InfoNCE cannot exceed log K)")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate of the critic")
     p.add_argument("--heldout", type=fraction, default=0.2, help="share of pairs held out for the estimate")
+    p.add_argument("--preprocess", choices=["standardize", "copula", "none"], default="standardize",
+                   help="marginal map applied to every column first (I is invariant under it): standardize "
+                   "(default), copula (normal scores of the ranks; for heavy tails and monotone warps) or none")
     add_seed_option(p, "the split, the critic and the minibatches")
     add_device_option(p)
     add_threads_option(p)
@@ -67,7 +70,8 @@ def run(args) -> int:
         raise CLIError(f"--json {args.json} is a directory; give a file name")
     est = estimate_mi(x.astype(np.float32), y.astype(np.float32), bound=args.bound, critic=args.critic,
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, heldout=args.heldout,
-                      seed=args.seed, device=args.device, bound_options=bound_options, progress=not args.quiet,
+                      seed=args.seed, device=args.device, bound_options=bound_options,
+                      preprocess=None if args.preprocess == "none" else args.preprocess, progress=not args.quiet,
                       threads=args.threads)
     print(f"I({' '.join(args.x)}; {' '.join(args.y)}) = {est}")
     if args.json:

@@ -30,7 +30,7 @@ import torch
 from pyro import poutine
 
 from ..rng import seeded
-from .mi import MIEstimate, _progress
+from .mi import MIEstimate, _progress, check_convergence
 from ..threads import uses_threads
 
 
@@ -119,7 +119,8 @@ def _barber_agakov(model, guide, x, y, args, num_samples, steps, batch_size, lr,
     with torch.no_grad():
         terms = barber_agakov_terms(model, guide, x, y, num_samples, *args, **kwargs).double().cpu().numpy()
     stderr = float(terms.std(ddof=1) / np.sqrt(len(terms))) if len(terms) > 1 else float("nan")
-    return MIEstimate(float(terms.mean()), stderr, trace, "barber_agakov", "guide", int(num_samples))
+    notes = tuple(n for n in (check_convergence(trace),) if n) if steps > 0 else ()
+    return MIEstimate(float(terms.mean()), stderr, trace, "barber_agakov", "guide", int(num_samples), notes=notes)
 
 
 def _guide_parameters(guide, model, x, y, args, kwargs) -> list[torch.Tensor]:

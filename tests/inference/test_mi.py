@@ -215,7 +215,7 @@ def test_heldout_estimate_is_streamed_one_score_matrix_at_a_time(monkeypatch, bo
     x, y, _ = gaussian_pairs((1200,), 2, 0.5, seed=3, dtype=torch.float32)
     K, seed, heldout = 32, 5, 0.25
     est = estimate_mi(x, y, bound=bound, critic=critic, steps=30, batch_size=K, heldout=heldout, seed=seed,
-                      critic_options={"hidden": (32,)}, progress=False)
+                      critic_options={"hidden": (32,)}, preprocess=None, progress=False)
     evaluation = [shape for grad, shape in calls if not grad]
     assert len(evaluation) == 300 // K and all(shape == (K, 2) for shape in evaluation)
 
