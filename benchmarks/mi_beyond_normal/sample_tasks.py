@@ -13,6 +13,7 @@ standardised inputs; KSG with k = 10; CCA).
 """
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -58,10 +59,12 @@ def main() -> None:
         task = BENCHMARK_TASKS[name]
         for seed in args.seeds:
             path = out / "tasks" / f"{name}.seed{seed}.npz"
-            if not path.exists():
+            if not path.exists():  # written whole, then renamed: a reader never sees half a file
                 x, y = task.sample(args.samples, seed=seed)
-                np.savez(path, x=np.asarray(x, np.float32), y=np.asarray(y, np.float32),
+                partial = path.with_name(path.name + ".partial.npz")
+                np.savez(partial, x=np.asarray(x, np.float32), y=np.asarray(y, np.float32),
                          mi=float(task.mutual_information))
+                os.replace(partial, path)
             data = np.load(path)
             for est_name, build in builders.items():
                 if (name, seed, est_name) in done:

@@ -19,7 +19,8 @@ reparameterised and the bound's gradient flows through the channel. Two are buil
 
 Source and planner for these channels (:class:`ContinuousNets`): the source draws an unbounded
 u ~ ω(u | s) = N(μ(s), L(s)L(s)ᵀ) and acts a = low + (high − low)(tanh u + 1)/2; the planner is
-q(a | s, s_K) = N(m(s, s_K), C(s, s_K)C(s, s_K)ᵀ) over the action, read in u by the change of
+q(a | s, s_K) = N(m(s, s_K), C(s, s_K)C(s, s_K)ᵀ) over the action (or a mixture of J such
+Gaussians with weights π_j(s, s_K): ``planner_components``), read in u by the change of
 variables (:meth:`ContinuousNets.planner_log_prob`); μ, L, m, C are MLPs (m plus a linear term), on states standardised by
 the amortisation set's mean and spread and, for the planner, on the displacement s_K − s
 standardised by its spread in a pilot batch (what q must read is the displacement, often small
@@ -248,8 +249,8 @@ class ContinuousNets(nn.Module):
     Σ_j π_j(s, s_K) N(m_j, C_j C_jᵀ) of J = ``components`` full-covariance Gaussians: when the
     optimal source is (nearly) discrete, as on an amplitude-limited channel, the posterior over a
     given s_K is multimodal and one Gaussian loses the Barber–Agakov bound's gap
-    E[KL(p(a|s_K) ‖ q(a|s_K))]. The J means start spread over the middle 80% of the box (a
-    symmetric start would never separate)."""
+    E[KL(p(a|s_K) ‖ q(a|s_K))]. The J means start spread over the middle 80% of the box, a
+    Latin hypercube (a symmetric start would never separate); build under a seeded RNG."""
 
     def __init__(self, obs_dim: int, d: int, hidden: int, low: torch.Tensor, high: torch.Tensor,
                  state_mean: torch.Tensor, state_std: torch.Tensor, delta_std: torch.Tensor | None = None,
@@ -275,12 +276,16 @@ class ContinuousNets(nn.Module):
             nn.init.zeros_(layer.weight)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
-        if J > 1:  # component j's mean starts at mid + half · c_j, c_j evenly spaced in [−0.8, 0.8]
+        if J > 1:  # component j's mean starts at mid + half · c_j: a Latin hypercube over [−0.8, 0.8]^d
             reps = d // low.shape[0]
             mid, half = ((high + low) / 2).float().repeat(reps), ((high - low) / 2).float().repeat(reps)
+            levels = torch.linspace(-0.8, 0.8, J)
+            # coordinate 0 takes the J levels in order, every other coordinate a permutation of them
+            # (drawn from torch's RNG, which the caller seeds), so the means do not start collinear
+            c = torch.stack([levels] + [levels[torch.randperm(J)] for _ in range(d - 1)], -1)  # [J, d]
             with torch.no_grad():
                 bias = self.planner[-1].bias[:J * (d + self.t)].view(J, d + self.t)
-                bias[:, :d] = mid + half * torch.linspace(-0.8, 0.8, J)[:, None]
+                bias[:, :d] = mid + half * c
         self.register_buffer("low", low.float().clone())
         self.register_buffer("high", high.float().clone())
         self.register_buffer("state_mean", state_mean.float().clone())

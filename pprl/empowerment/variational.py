@@ -496,7 +496,7 @@ class Empowerment:
 
     def guide(self, s_K: torch.Tensor, states: torch.Tensor):
         """q(a | s, s_K) as the model's amortised guide (Barber–Agakov calling convention); for a
-        continuous channel q(u | s, s_K), the action-space Gaussian pulled back to u."""
+        continuous channel q(u | s, s_K), the action-space planner (a Gaussian or a mixture) pulled back to u."""
         with pyro.plate("states", states.shape[0], dim=-1):
             if self.kind == "continuous":
                 return pyro.sample("u", self._planner_u(states.expand(*s_K.shape[:-1], -1), s_K))
@@ -516,7 +516,7 @@ class Empowerment:
         return u, s_K
 
     def _planner_u(self, s: torch.Tensor, s_K: torch.Tensor) -> pdist.TransformedDistribution:
-        """q(u | s, s_K): the planner's Gaussian over a, through u = atanh((a − mid)/half) (the
+        """q(u | s, s_K): the planner's density over a (a Gaussian or a mixture), through u = atanh((a − mid)/half) (the
         density :meth:`ContinuousNets.planner_log_prob` computes)."""
         from torch.distributions import transforms as T
 

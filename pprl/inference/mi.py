@@ -97,7 +97,7 @@ def check_convergence(trace, fraction: float = 0.2, tolerance: float = 0.01) -> 
     has not flattened when b's mean exceeds a's by more than three standard errors of the
     difference (per-step spread) *and* by more than ``tolerance`` (nats, an absolute floor so a
     long, flat trace is not flagged for a drift nobody would care about). A falling trace is
-    reported too (over-fitting or an unstable bound). Standard errors treat steps as
+    reported too (an unstable bound or too large a step size). Standard errors treat steps as
     independent, so this is a hint, not a test.
     """
     trace = np.asarray(trace, dtype=float)
@@ -111,10 +111,11 @@ def check_convergence(trace, fraction: float = 0.2, tolerance: float = 0.01) -> 
     if abs(diff) <= max(3 * se, tolerance):
         return None
     where = f"over the last {2 * n} of {len(trace)} training steps"
+    size = f" ({abs(diff) / se:.1f} s.e.)" if se > 0 else ""
     if diff > 0:
-        return f"the training estimate still rose by {diff:.3f} nats {where} ({diff / se:.1f} s.e.): train longer"
-    return (f"the training estimate fell by {-diff:.3f} nats {where} ({-diff / se:.1f} s.e.): the critic may be "
-            f"over-fitting or the bound unstable; try a smaller lr or fewer steps")
+        return f"the training estimate still rose by {diff:.3f} nats {where}{size}: train longer"
+    return (f"the training estimate fell by {-diff:.3f} nats {where}{size}: the bound's training is unstable; "
+            f"try a smaller lr")
 
 
 PREPROCESS = ("standardize", "copula")
@@ -149,7 +150,7 @@ def preprocess_columns(t: torch.Tensor, how: str | None) -> torch.Tensor:
 def _ceiling(bound: str, batch_size: int, options: dict) -> float | None:
     if bound == "infonce":
         return float(np.log(batch_size))
-    if bound == "interpolated":
+    if bound == "interpolated" and options["alpha"] > 0:  # α = 0 is TUBA: no ceiling
         return float(1 + np.log((batch_size - 1) / options["alpha"]))
     return None
 
@@ -247,12 +248,16 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, step
     notes = [n for n in (check_convergence(trace),) if n]
     tail = trace[-max(1, len(trace) // 10):]
     gap = float(tail.mean()) - value
-    heldout_se = stderr if np.isfinite(stderr) else 0.0  # one held-out batch has no spread to read
+    # one held-out batch has no spread of its own: take a training batch's as its error
+    heldout_se = stderr if np.isfinite(stderr) else float(tail.std(ddof=1)) if len(tail) > 1 else np.inf
     if len(tail) > 1 and gap > max(3 * np.hypot(heldout_se, tail.std(ddof=1) / np.sqrt(len(tail))),
                                    0.1 * abs(value), 0.02):
         # a training estimate still "rising" above the held-out one is over-fitting, not too few steps
         notes = [f"the critic scores its training pairs {gap:.3f} nats higher than held-out pairs: it over-fits; "
                  f"use a smaller critic (critic_options hidden=...), fewer steps or more data"]
+    if value + 2 * heldout_se < 0 or (heldout_se > abs(value) and heldout_se > 0.1):
+        notes.append(f"the held-out estimate {value:.3f} ± {stderr:.3f} is negative or swamped by its error: the "
+                     f"critic does not generalise to new pairs (outliers? try preprocess='copula')")
     if ceiling is not None and value > 0.8 * ceiling:
         notes.append(f"the estimate is within 20% of the bound's ceiling {ceiling:.3f}: the true MI may be much "
                      f"higher; raise batch_size (K) or use a bound without a ceiling (nwj)")

@@ -107,13 +107,12 @@ def test_squashed_gaussian_source_reaches_the_amplitude_limited_capacity():
     assert emp.trace[-20:].mean() > emp.trace[:5].mean()
 
 
-def test_mixture_planner_recovers_what_one_gaussian_loses_at_low_snr():
+def test_mixture_planner_recovers_what_one_gaussian_loses_at_low_snr(monkeypatch):
     # at σ = 0.5 the optimal input is nearly binary (±1) and the posterior over a given s' is
     # bimodal: one Gaussian planner stays below even a uniform input's MI, a mixture does not
-    import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from empowerment_continuous import awgn_reference
 
     sigma = 0.5

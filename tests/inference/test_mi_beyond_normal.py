@@ -114,7 +114,7 @@ def test_an_estimate_states_its_bias_class_ceiling_and_warnings():
     assert mi == pytest.approx(-2 * math.log(1 - rho ** 2)) and mi > math.log(8) + 2  # 4.7 nats
     x, y = x.astype(np.float32), y.astype(np.float32)
     capped = estimate_mi(x, y, bound="infonce", batch_size=8, steps=1500, lr=2e-3, progress=False)
-    assert capped.ceiling == pytest.approx(math.log(8)) and capped.value <= capped.ceiling
+    assert capped.ceiling == pytest.approx(math.log(8)) and capped.value > 0.8 * capped.ceiling
     assert capped.bias.startswith("lower bound, at most log K")
     assert any("ceiling" in note for note in capped.notes), capped.notes
     assert "sampling error only" in str(capped) and "log K = 2.079" in str(capped)
