@@ -272,7 +272,7 @@ def test_mi_estimates_between_column_groups(mi_file, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert abs(result["value"] - (-math.log(1 - 0.64))) < 0.15 and len(result["trace"]) == 800
     printed = capsys.readouterr().out
-    assert "nats (infonce, separable" in printed and "sampling error only" in printed
+    assert "nats (infonce, concat" in printed and "sampling error only" in printed
     assert result["preprocess"] == "standardize" and result["bias"].startswith("lower bound, at most log K")
     copula = tmp_path / "copula.json"
     assert main(["mi", str(mi_file), "--x", "data[0:2]", "--y", "data[2,3]", "--steps", "800", "--quiet",

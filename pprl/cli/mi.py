@@ -29,14 +29,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--y", nargs="+", required=True, metavar="COLS",
                    help="the Y columns, disjoint from --x (same syntax)")
     p.add_argument("--bound", default="infonce", help=f"the MI bound: {', '.join(BOUND_NAMES)}")
-    p.add_argument("--critic", default="separable", help=f"the critic f(x, y): {', '.join(CRITICS)}")
+    p.add_argument("--critic", default="concat",
+                   help=f"the critic f(x, y): {', '.join(CRITICS)} (default concat: a (16, 8) MLP on [x, y])")
     p.add_argument("--mine-clamp", type=float, metavar="C",
                    help="mine only: clamp log E_q[e^f] to [-C, C] in MINE's running mean "
                    "(9.21 = log 1e4, torch-mist's value; steadies MINE at high MI)")
-    p.add_argument("--steps", type=positive_int, default=2000, help="critic training steps")
+    p.add_argument("--steps", type=positive_int, default=3000, help="critic training steps")
     p.add_argument("--batch-size", type=positive_int, default=128,
                    help="K pairs per score matrix (InfoNCE cannot exceed log K)")
-    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate of the critic")
+    p.add_argument("--lr", type=float, help="Adam learning rate of the critic (default per critic: concat 5e-3, "
+                   "separable and bilinear 5e-4)")
     p.add_argument("--heldout", type=fraction, default=0.2, help="share of pairs held out for the estimate")
     p.add_argument("--preprocess", choices=["standardize", "copula", "none"], default="standardize",
                    help="marginal map applied to every column first (I is invariant under it): standardize "

@@ -170,9 +170,20 @@ def _as_matrix(values, name: str, device, dtype) -> torch.Tensor:
     return t
 
 
+#: estimate_mi's settings per critic when none are given: (critic_options, lr). The concat critic
+#: is the Beyond-Normal paper's (16, 8) MLP: on that benchmark's 40 tasks it beat a (256, 256)
+#: separable critic, which lost over a nat on the 25- and 50-d tasks by over-fitting
+#: (benchmarks/RESULTS.md). A wider critic pays where I is large in many dimensions.
+CRITIC_DEFAULTS: dict[str, tuple[dict, float]] = {
+    "concat": ({"hidden": (16, 8)}, 5e-3),
+    "separable": ({}, 5e-4),
+    "bilinear": ({}, 5e-4),
+}
+
+
 @uses_threads
-def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, steps: int = 2000,
-                batch_size: int = 128, lr: float = 5e-4, heldout: float = 0.2, seed: int = 0,
+def estimate_mi(x, y, bound: str = "infonce", critic: str = "concat", *, steps: int = 3000,
+                batch_size: int = 128, lr: float | None = None, heldout: float = 0.2, seed: int = 0,
                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                 bound_options: dict | None = None, critic_options: dict | None = None,
                 preprocess: str | None = "standardize", progress: bool = True) -> MIEstimate:
@@ -180,7 +191,9 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, step
 
     ``x [N, dx]`` and ``y [N, dy]`` (or ``[N]``; numpy or torch) are paired samples of p(x, y).
     ``batch_size`` is K, the number of pairs per score matrix (InfoNCE cannot exceed log K).
-    ``dtype`` defaults to float64 for float64 inputs, float32 otherwise. ``preprocess``:
+    ``critic_options`` and ``lr`` default per critic (:data:`CRITIC_DEFAULTS`: the concat
+    critic is a small (16, 8) MLP trained with lr 5e-3; the separable one has its class defaults
+    and lr 5e-4). ``dtype`` defaults to float64 for float64 inputs, float32 otherwise. ``preprocess``:
     ``"standardize"``, ``"copula"`` or None, the marginal map applied to x and y first (free:
     I is invariant under it). The result's ``notes`` say when the training trace had not
     flattened (:func:`check_convergence`) or the value sits at the bound's ceiling.
@@ -194,6 +207,9 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "separable", *, step
             raise ValueError(f"{name} must be >= 1, got {value}")
     if batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (a score matrix needs off-diagonal pairs), got {batch_size}")
+    default_options, default_lr = CRITIC_DEFAULTS.get(critic, ({}, 5e-4))
+    critic_options = dict(default_options) if critic_options is None else critic_options
+    lr = default_lr if lr is None else lr
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     if dtype is None:
