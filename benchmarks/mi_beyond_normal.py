@@ -40,7 +40,7 @@ def within(estimate: float, truth: float) -> bool:
     return abs(estimate - truth) <= max(0.1, 0.1 * truth)
 
 
-def run_pprl(root: Path, configs: list[str]) -> None:
+def run_pprl(root: Path, configs: list[str], seeds: list[int] | None = None) -> None:
     from pprl import estimate_mi
 
     ledger = root / "pprl.jsonl"
@@ -51,6 +51,8 @@ def run_pprl(root: Path, configs: list[str]) -> None:
         if path.name.endswith(".partial.npz"):
             continue
         task, seed = path.stem.rsplit(".seed", 1)
+        if seeds is not None and int(seed) not in seeds:
+            continue
         data = np.load(path)
         for name in configs:
             if (task, int(seed), f"pprl:{name}") in done:
@@ -105,6 +107,14 @@ def table(root: Path) -> str:
     secs = mean["seconds"].unstack()[estimators].mean()
     lines.append("| **tasks within max(0.1, 10%)** | | " + " | ".join(f"**{int(ok[e])}/{int(n_tasks[e])}**" for e in estimators) + " |")
     lines.append("| seconds per task (mean) | | " + " | ".join(f"{secs[e]:.1f}" for e in estimators) + " |")
+    df["ok"] = [bool(np.isfinite(e)) and within(e, t) for e, t in zip(df["estimate"], df["true_mi"])]
+    per_seed = df.groupby(["estimator", "seed"])["ok"].sum().unstack()  # estimator × seed
+    lines.append("| within, per seed | | " + " | ".join(
+        ", ".join(f"{int(v)}" for v in per_seed.loc[e].dropna()) for e in estimators) + " |")
+    seeds = df.groupby("estimator")["seed"].nunique()
+    lines.append("| seeds | | " + " | ".join(f"{seeds[e]}" for e in estimators) + " |")
+    lines += ["", "Cells: estimate − truth in nats, the mean over the seeds run; bold when within max(0.1, 10%) of "
+              "the truth. The count row applies the same criterion to the mean."]
     refs = [e for e in estimators if not e.startswith("pprl:")]
     if refs and "pprl:default" in estimators:
         best = errors[refs].abs().min(axis=1)
@@ -118,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", help="the directory sample_tasks.py wrote")
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), help=f"of {', '.join(CONFIGS)}")
+    parser.add_argument("--seeds", type=int, nargs="*", help="only the task samples of these seeds (default: all)")
     parser.add_argument("--table-only", action="store_true", help="only rewrite table.md from the ledgers")
     args = parser.parse_args()
     unknown = sorted(set(args.configs) - set(CONFIGS))
@@ -128,7 +139,7 @@ def main() -> None:
         raise SystemExit(f"{root}/tasks not found: run benchmarks/mi_beyond_normal/sample_tasks.py -o {root} first")
     torch.set_num_threads(1)
     if not args.table_only:
-        run_pprl(root, args.configs)
+        run_pprl(root, args.configs, args.seeds)
     text = table(root)
     (root / "table.md").write_text(text)
     print(text)

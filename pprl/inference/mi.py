@@ -267,7 +267,7 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "concat", *, steps: 
     # one held-out batch has no spread of its own: take a training batch's as its error
     heldout_se = stderr if np.isfinite(stderr) else float(tail.std(ddof=1)) if len(tail) > 1 else np.inf
     if len(tail) > 1 and gap > max(3 * np.hypot(heldout_se, tail.std(ddof=1) / np.sqrt(len(tail))),
-                                   0.1 * abs(value), 0.02):
+                                   0.1 * abs(value), 0.05):
         # a training estimate still "rising" above the held-out one is over-fitting, not too few steps
         notes = [f"the critic scores its training pairs {gap:.3f} nats higher than held-out pairs: it over-fits; "
                  f"use a smaller critic (critic_options hidden=...), fewer steps or more data"]
