@@ -271,7 +271,7 @@ def estimate_mi(x, y, bound: str = "infonce", critic: str = "concat", *, steps: 
         # a training estimate still "rising" above the held-out one is over-fitting, not too few steps
         notes = [f"the critic scores its training pairs {gap:.3f} nats higher than held-out pairs: it over-fits; "
                  f"use a smaller critic (critic_options hidden=...), fewer steps or more data"]
-    if value + 2 * heldout_se < 0 or (heldout_se > abs(value) and heldout_se > 0.1):
+    if np.isfinite(heldout_se) and (value + 2 * heldout_se < 0 or (heldout_se > abs(value) and heldout_se > 0.1)):
         notes.append(f"the held-out estimate {value:.3f} ± {stderr:.3f} is negative or swamped by its error: the "
                      f"critic does not generalise to new pairs (outliers? try preprocess='copula')")
     if ceiling is not None and value > 0.8 * ceiling:
