@@ -278,7 +278,9 @@ class ContinuousNets(nn.Module):
                 nn.init.zeros_(layer.bias)
         if J > 1:  # component j's mean starts at mid + half · c_j: a Latin hypercube over [−0.8, 0.8]^d
             reps = d // low.shape[0]
-            mid, half = ((high + low) / 2).float().repeat(reps), ((high - low) / 2).float().repeat(reps)
+            # on the CPU, where the layers are built (the module moves to its device afterwards)
+            lo, hi = low.detach().float().cpu(), high.detach().float().cpu()
+            mid, half = ((hi + lo) / 2).repeat(reps), ((hi - lo) / 2).repeat(reps)
             levels = torch.linspace(-0.8, 0.8, J)
             # coordinate 0 takes the J levels in order, every other coordinate a permutation of them
             # (drawn from torch's RNG, which the caller seeds), so the means do not start collinear
