@@ -24,16 +24,11 @@ import torch
 
 def awgn_reference(sigma: float) -> tuple[float, float]:
     """(capacity, uniform-input MI) in nats, the channel discretised finely (201 inputs, σ/20 bins)."""
-    from pprl.empowerment import amplitude_limited_capacity
+    from pprl.empowerment import amplitude_limited_capacity, amplitude_limited_matrix, mutual_information
 
     capacity = float(amplitude_limited_capacity(sigma, inputs=201, bins_per_std=20, tol=1e-5).capacity)
-    x = torch.linspace(-1, 1, 201, dtype=torch.float64)
-    edges = torch.arange(-1 - 6 * sigma, 1 + 6 * sigma + sigma / 20, sigma / 20, dtype=torch.float64)
-    cdf = torch.distributions.Normal(x[:, None], sigma).cdf(edges[None])
-    p = cdf[:, 1:] - cdf[:, :-1]
-    p = p / p.sum(1, keepdim=True)
-    py = p.mean(0)
-    uniform = float((p * (p.clamp_min(1e-300).log() - py.clamp_min(1e-300).log())).sum(1).mean())
+    uniform = mutual_information(amplitude_limited_matrix(sigma, inputs=201, bins_per_std=20),
+                                 torch.full((201,), 1 / 201, dtype=torch.float64))
     return capacity, uniform
 
 

@@ -143,6 +143,14 @@ def amplitude_limited_capacity(noise_std: float, amplitude: float = 1.0, inputs:
     ±(A + 6σ). The binned channel's capacity approaches the continuous one from below as the grids
     refine (the data-processing inequality for the output bins; the input grid restricts the
     source), so finer grids give larger values that settle. ``tol``: BA's gap in nats."""
+    p = amplitude_limited_matrix(noise_std, amplitude, inputs, bins_per_std)
+    return blahut_arimoto(p, tol=tol, max_iter=500_000)
+
+
+def amplitude_limited_matrix(noise_std: float, amplitude: float = 1.0, inputs: int = 61,
+                             bins_per_std: int = 5) -> torch.Tensor:
+    """The discretised channel of :func:`amplitude_limited_capacity`: p(bin | x) ``[inputs, bins]``
+    (float64, rows sum to 1) for ``inputs`` points evenly over [−A, A]."""
     if not (noise_std > 0 and amplitude > 0) or inputs < 2 or bins_per_std < 1:
         raise ValueError(f"need noise_std > 0, amplitude > 0, inputs >= 2 and bins_per_std >= 1, got "
                          f"{noise_std}, {amplitude}, {inputs}, {bins_per_std}")
@@ -151,7 +159,15 @@ def amplitude_limited_capacity(noise_std: float, amplitude: float = 1.0, inputs:
     edges = torch.arange(-amplitude - 6 * noise_std, amplitude + 6 * noise_std + width, width, dtype=torch.float64)
     cdf = torch.distributions.Normal(x[:, None], noise_std).cdf(edges[None])
     p = (cdf[:, 1:] - cdf[:, :-1]).clamp_min(0)
-    return blahut_arimoto(p / p.sum(1, keepdim=True), tol=tol, max_iter=500_000)
+    return p / p.sum(1, keepdim=True)
+
+
+def mutual_information(channel: torch.Tensor, input_probs: torch.Tensor) -> float:
+    """I(X; Y) in nats of a channel matrix p(y | x) ``[X, Y]`` under the input distribution
+    ``input_probs [X]``: Σ_x p(x) KL(p(y|x) ‖ p(y))."""
+    p = torch.as_tensor(channel, dtype=torch.float64)
+    r = torch.as_tensor(input_probs, dtype=torch.float64)
+    return float((r * _kl_rows(p[None], (r @ p)[None])[0]).sum())
 
 
 def linear_gaussian_empowerment(channel: LinearGaussianChannel, horizon: int, power: float) -> float:

@@ -143,3 +143,16 @@ def test_amplitude_limited_capacity_brackets_the_known_limits():
     assert float(amplitude_limited_capacity(0.2).capacity) == pytest.approx(fine, abs=0.002)
     with pytest.raises(ValueError, match="noise_std > 0"):
         amplitude_limited_capacity(0.0)
+
+
+def test_mutual_information_of_a_given_input():
+    from pprl.empowerment import blahut_arimoto, mutual_information
+
+    p = 0.1  # binary symmetric channel, uniform input: I = log 2 − H(p)
+    bsc = torch.tensor([[1 - p, p], [p, 1 - p]], dtype=torch.float64)
+    assert mutual_information(bsc, torch.tensor([0.5, 0.5])) == pytest.approx(
+        math.log(2) + (1 - p) * math.log(1 - p) + p * math.log(p), abs=1e-12)
+    z = torch.tensor([[1.0, 0.0], [0.3, 0.7]], dtype=torch.float64)  # Z-channel: at BA's input, I = capacity
+    best = blahut_arimoto(z, tol=1e-10)
+    assert mutual_information(z, best.input_dist) == pytest.approx(float(best.capacity), abs=1e-9)
+    assert mutual_information(z, torch.tensor([1.0, 0.0])) == pytest.approx(0.0, abs=1e-12)
