@@ -53,7 +53,7 @@ from pyro.infer.autoguide.initialization import init_to_sample
 import pprl
 from pprl.data import Transitions
 from pprl.inference.families import make_family
-from pprl.inference.svi import _objective, _optimizer
+from pprl.inference.svi import DivergenceGuard, _objective, _optimizer, default_check_every
 from pprl.spec import as_inference_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,10 +182,12 @@ def build_pprl_model(data, device):
 
 
 def pprl_variant(family: str, data, x, y, device, *, fit_loop: bool = False, fused: bool = False,
-                 steps_scale: float = 1.0, batch_size: int | None = None) -> Variant:
+                 steps_scale: float = 1.0, batch_size: int | None = None, host_check: bool = False) -> Variant:
     """What ``pprl.fit`` does per step (``fit_loop`` adds the rest of its loop body; ``fused``
     swaps pprl's optimizer for the same parameter groups under a fused Adam, to show what
-    that change to ``pprl.inference.svi._optimizer`` would buy)."""
+    that change to ``pprl.inference.svi._optimizer`` would buy). The loop body checks finiteness
+    with the on-device :class:`DivergenceGuard`, read every ``default_check_every(device)`` steps,
+    or with ``host_check`` the way ``fit`` did before it: a host read of the loss every step."""
     spec = as_inference_spec(ROOT / "inference" / f"{family}.yaml")
     model = build_pprl_model(data, device)
     q = make_family(spec)
@@ -213,6 +215,8 @@ def pprl_variant(family: str, data, x, y, device, *, fit_loop: bool = False, fus
         losses = torch.zeros(spec.steps, device=device)
         M = min(batch_size or spec.batch_size, num_data)
         state = {"order": torch.randperm(num_data, device=device), "cursor": 0, "step": 0}
+        check_every = default_check_every(device)
+        guard = DivergenceGuard(optimizer, spec.steps, device, check_every=check_every)
 
         def step(_xb, _yb):  # indexes its own minibatch, as fit does
             if state["cursor"] + M > num_data:
@@ -222,13 +226,18 @@ def pprl_variant(family: str, data, x, y, device, *, fit_loop: bool = False, fus
             optimizer.zero_grad(set_to_none=True)
             loss = objective(x[idx], y[idx], num_data)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-                raise FloatingPointError("non-finite loss")
+            if host_check:
+                if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                    raise FloatingPointError("non-finite loss")
+            else:
+                guard.record(state["step"] % spec.steps, torch.isfinite(loss) & torch.isfinite(grad_norm))
             optimizer.step()
             scheduler.step()
             losses[state["step"] % spec.steps] = loss
             state["step"] += 1
-        name = f"pprl {family} (fit loop)"
+            if not host_check and state["step"] % check_every == 0 and guard.first_bad() is not None:
+                raise FloatingPointError("non-finite loss")
+        name = f"pprl {family} (fit loop" + (", host check every step)" if host_check else ")")
     uses_trace = spec.elbo != "analytic_kl"
     return Variant(name, step, steps_scale, needs_param_store=uses_trace)
 
@@ -315,6 +324,7 @@ def main(argv=None):
         lambda: hand_written_variant(x, y, model_spec, mf_spec, device, fused=True),
         lambda: pprl_variant("mean_field", data, x, y, device),
         lambda: pprl_variant("mean_field", data, x, y, device, fit_loop=True, batch_size=M),
+        lambda: pprl_variant("mean_field", data, x, y, device, fit_loop=True, batch_size=M, host_check=True),
         lambda: pprl_variant("mean_field", data, x, y, device, fused=True),
         *[(lambda f=f: pprl_variant(f, data, x, y, device,
                                     steps_scale=args.full_rank_steps / args.steps if f == "full_rank" else 1.0))

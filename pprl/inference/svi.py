@@ -85,20 +85,75 @@ def _objective(model, q: Family, spec: InferenceSpec):
 
 
 def _optimizer(q: Family, model, spec: InferenceSpec, param_dim: int):
-    """Adam (or the spec's optimiser) over the guide and the model's own parameters. Guide
-    parameters that couple many coordinates of θ (``q.structure_params``: a D×D Cholesky factor,
-    a D×r factor, a flow's coupling networks) get the step size lr/√D: Adam moves every entry by
-    ≈ lr per step, so a row of D such entries moves by ≈ lr·√D and q(θ) would not stay stable."""
+    """The optimiser of ``fit`` over q's guide and the model's own parameters (:func:`make_optimizer`)."""
+    return make_optimizer(q.guide.named_parameters(), list(model.parameters()), q.structure_params, spec, param_dim)
+
+
+def make_optimizer(guide_params, model_params: list, structure_params: tuple[str, ...], spec: InferenceSpec,
+                   param_dim: int) -> torch.optim.Optimizer:
+    """Adam (or the spec's optimiser) over named guide parameters and the model's parameters.
+    Guide parameters that couple many coordinates of θ (``structure_params``: a D×D Cholesky
+    factor, a D×r factor, a flow's coupling networks) get the step size lr/√D: Adam moves every
+    entry by ≈ lr per step, so a row of D such entries moves by ≈ lr·√D and q(θ) would not stay
+    stable."""
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[spec.optimizer]
-    plain, structure = list(model.parameters()), []
-    for name, p in q.guide.named_parameters():
-        (structure if any(s in name for s in q.structure_params) else plain).append(p)
+    plain, structure = list(model_params), []
+    for name, p in guide_params:
+        (structure if any(s in name for s in structure_params) else plain).append(p)
     groups = [{"params": plain}]
     if structure:
         groups.append({"params": structure, "lr": spec.lr / math.sqrt(param_dim)})
     # One fused kernel over all tensors: faster steps for flow and full_rank (benchmarks/RESULTS.md).
-    fused = {"fused": True} if spec.optimizer in ("adam", "adamw") else {}
-    return cls(groups, lr=spec.lr, **fused)
+    # Fused optimisers also honour ``optimizer.found_inf``: the on-device skip of :class:`DivergenceGuard`.
+    return cls(groups, lr=spec.lr, fused=True)
+
+
+def default_check_every(device: torch.device) -> int:
+    """How many SVI steps run between host reads of the loss: 1 on the CPU (reading costs nothing
+    there), 64 on a GPU, where each read waits for the device to finish its queue."""
+    return 1 if device.type == "cpu" else 64
+
+
+class DivergenceGuard:
+    """Detects a non-finite loss or gradient norm, on a GPU without reading it back every step.
+
+    Deferred (``check_every > 1``): each step records ``finite`` on the device; the first bad
+    step is kept in a device tensor, and from that step on ``optimizer.found_inf`` is 1, so the
+    fused optimiser skips every update (the mechanism of torch's AMP grad scaler) with no host
+    synchronisation. The parameters therefore stay at the last good state — the state after the
+    step before the first bad one — however many steps pass until the host looks
+    (:meth:`first_bad`, one read every ``check_every`` steps). Immediate (``check_every == 1``,
+    the CPU default, where reading is free): ``finite`` is read at once and the optimiser is
+    told to skip only when it is false, so the CPU step costs what it did before the guard.
+    ``finite`` may be per run (``[R]``, :func:`pprl.inference.fit_many.fit_many`): any bad run
+    freezes them all."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, steps: int, device: torch.device, runs: int = 1,
+                 check_every: int = 1):
+        self.optimizer, self.steps, self.deferred = optimizer, steps, check_every > 1
+        self.first = torch.full((runs,), steps, dtype=torch.long, device=device)  # steps = "none yet"
+        self.bad: tuple[int, list[int]] | None = None
+        if self.deferred:
+            optimizer.found_inf = torch.zeros((), device=device)
+
+    def record(self, step: int, finite: torch.Tensor) -> None:
+        """Before ``optimizer.step()`` of ``step``: note a first failure, and skip if any run has one."""
+        if self.deferred:
+            self.first = torch.where((self.first == self.steps) & ~finite, step, self.first)
+            self.optimizer.found_inf = (self.first < self.steps).any().to(self.optimizer.found_inf.dtype)
+        elif self.bad is None and not bool(finite.all()):
+            self.bad = step, [int(r) for r in torch.nonzero(~finite.reshape(-1)).flatten()]
+            self.optimizer.found_inf = torch.ones((), device=finite.device)
+
+    def first_bad(self) -> tuple[int, list[int]] | None:
+        """(first bad step, the runs that failed at it), or None: one host read when deferred."""
+        if not self.deferred:
+            return self.bad
+        first = self.first.cpu()
+        step = int(first.min())
+        if step == self.steps:
+            return None
+        return step, [r for r in range(len(first)) if int(first[r]) == step]
 
 
 def _resolve_device(device) -> torch.device:
@@ -116,14 +171,19 @@ def _resolve_device(device) -> torch.device:
 def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec | str | Path | dict,
         data: Transitions, *, steps: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
         progress: bool = True, out_dir: str | Path | None = None, checkpoint_every: int = 0,
-        init: Posterior | None = None, renormalize: bool = True, **latent_options) -> Posterior:
+        init: Posterior | None = None, renormalize: bool = True, check_every: int | None = None,
+        num_runs: int | None = None, **latent_options) -> Posterior | list[Posterior]:
     """Fit q(θ) of family ``inference`` (a YAML path, a family name or a spec) to ``data``.
 
     The model's normalisation is fitted from ``data`` first. Training is deterministic for a
     given ``seed`` and device, and leaves the global RNG state untouched. With ``out_dir`` and
     ``checkpoint_every > 0`` a checkpoint ``out_dir/checkpoint.pt`` is written every that many
     steps. A non-finite loss or gradient stops training with :class:`FitDiverged`, whose
-    ``posterior`` holds the last good parameters (also saved to ``out_dir`` when given).
+    ``posterior`` holds the last good parameters (also saved to ``out_dir`` when given). Losses
+    and the finiteness test stay on the device and are read every ``check_every`` steps
+    (default: every step on the CPU, every 64 on a GPU, so the GPU never waits for the host);
+    the error still names the first bad step, since the optimiser skips every update from that
+    step on (:class:`DivergenceGuard`). The result does not depend on ``check_every``.
 
     ``init`` warm-starts from a fitted posterior of the same model: its guide continues
     training (a Laplace posterior restarts its MAP search at its mean) — VIME's refit on a
@@ -135,7 +195,19 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     :func:`pprl.inference.latent_fit.fit_latent`, which returns a
     :class:`~pprl.inference.latent_posterior.LatentPosterior`; ``latent_options`` (``test_data``,
     ``horizon``, ``num_particles``) are its own.
+
+    ``num_runs=R`` fits R independent posteriors with seeds ``seed, …, seed + R − 1`` in one
+    vectorised loop and returns them as a list (:func:`pprl.inference.fit_many.fit_many`, which
+    also takes one data set per run); run r equals ``fit(..., seed=seed + r)``.
     """
+    if num_runs is not None:
+        if init is not None or out_dir is not None or latent_options:
+            raise ValueError("fit(num_runs=...) takes neither init, out_dir nor latent-model options")
+        if int(num_runs) < 1:
+            raise ValueError(f"num_runs must be >= 1, got {num_runs}")
+        from .fit_many import fit_many
+        return fit_many(model, inference, data, seeds=range(seed, seed + int(num_runs)), steps=steps, device=device,
+                        progress=progress, check_every=check_every)
     if not isinstance(model, DynamicsModel):
         from .latent_fit import fit_latent, is_latent
         if is_latent(model):
@@ -160,6 +232,9 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     device = _resolve_device(device)
+    check_every = default_check_every(device) if check_every is None else int(check_every)
+    if check_every < 1:
+        raise ValueError(f"check_every must be >= 1, got {check_every}")
     if not family.fitted_by_svi:  # e.g. NUTS: the family makes its posterior itself
         if init is not None:
             raise ValueError(f"family {spec.family!r} is not fitted by SVI and cannot warm-start from init")
@@ -186,10 +261,12 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
         gamma = spec.lr_decay ** (1.0 / steps)
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
         objective = _objective(model, q, spec)
-        losses = torch.empty(steps)
+        losses, grad_norms = torch.empty(steps, device=device), torch.empty(steps, device=device)
+        guard = DivergenceGuard(optimizer, steps, device, check_every=check_every)
         batches = shuffled_batches(N, M, device)
         start = time.perf_counter()
         bar = tqdm(range(steps), desc=f"fit {spec.name}", disable=not progress, leave=False)
+        shown = -steps  # the step the progress bar last showed
         for step in bar:
             idx = next(batches)
             optimizer.zero_grad(set_to_none=True)
@@ -202,29 +279,41 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
                                   f"(finite loss and gradient, but the update overflowed); no good state "
                                   f"kept. Try a smaller lr.", step, None) from exc
             grad_norm = torch.nn.utils.clip_grad_norm_(params, spec.grad_clip or float("inf"))
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-                what = "ELBO" if not torch.isfinite(loss) else "ELBO gradient"
-                posterior = Posterior(q, -losses[:step] + units,
-                                      {"steps": step, "seed": seed, "diverged_at": step})
-                where = ""
-                if out_dir is not None:
-                    where = f"; saved to {posterior.save(out_dir / 'checkpoint.pt')}"
-                value = float(loss) if what == "ELBO" else float(grad_norm)  # the quantity that is not finite
-                raise FitDiverged(f"non-finite {what} ({value:.4g}) at step {step} of {spec.name}; "
-                                  f"kept the last good state (after step {step - 1}){where}. Try a smaller "
-                                  f"lr or init_scale.", step, posterior)
+            guard.record(step, torch.isfinite(loss) & torch.isfinite(grad_norm))
             optimizer.step()
             scheduler.step()
-            losses[step] = loss
-            if progress and (step % max(1, steps // 100) == 0 or step == steps - 1):
-                bar.set_postfix(elbo=f"{-float(loss) + units:.4g}")
+            losses[step], grad_norms[step] = loss, grad_norm
+            if (step + 1) % check_every == 0 or step == steps - 1:
+                bad = guard.first_bad()
+                if bad is not None:
+                    raise _diverged(q, losses, grad_norms, bad[0], units, params, spec, seed, out_dir)
+                if progress and (step - shown >= steps // 100 or step == steps - 1):
+                    bar.set_postfix(elbo=f"{-float(loss) + units:.4g}")
+                    shown = step
             if out_dir is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
-                Posterior(q, -losses[:step + 1] + units,
+                if (bad := guard.first_bad()) is not None:  # never checkpoint past a bad step
+                    raise _diverged(q, losses, grad_norms, bad[0], units, params, spec, seed, out_dir)
+                Posterior(q, -losses[:step + 1].cpu() + units,
                           {"steps": step + 1, "seed": seed}).save(out_dir / "checkpoint.pt")
         q.finish(x)
         wall = time.perf_counter() - start
     info = {"steps": steps, "seed": seed, "device": str(device), "num_data": N, "wall_time_s": wall}
-    return Posterior(q, -losses + units, info)
+    return Posterior(q, -losses.cpu() + units, info)
+
+
+def _diverged(q: Family, losses, grad_norms, step: int, units: float, params, spec: InferenceSpec, seed: int,
+              out_dir: Path | None) -> FitDiverged:
+    """The error for a first non-finite loss or gradient at ``step``; the parameters, frozen by
+    the guard since then, are the state after ``step − 1``."""
+    loss, norm = float(losses[step]), float(grad_norms[step])
+    what, value = ("ELBO", loss) if not math.isfinite(loss) else ("ELBO gradient", norm)
+    if not all(torch.isfinite(p).all() for p in params):
+        return FitDiverged(f"non-finite {what} ({value:.4g}) at step {step} of {spec.name}, after an update "
+                           f"overflowed the parameters; no good state kept. Try a smaller lr.", step, None)
+    posterior = Posterior(q, -losses[:step].cpu() + units, {"steps": step, "seed": seed, "diverged_at": step})
+    where = f"; saved to {posterior.save(out_dir / 'checkpoint.pt')}" if out_dir is not None else ""
+    return FitDiverged(f"non-finite {what} ({value:.4g}) at step {step} of {spec.name}; kept the last good "
+                       f"state (after step {step - 1}){where}. Try a smaller lr or init_scale.", step, posterior)
 
 
 @torch.no_grad()

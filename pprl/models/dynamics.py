@@ -104,16 +104,18 @@ class DynamicsModel(PyroModule):
         return torch.zeros(1, self.input_dim, **like), torch.zeros(1, self.obs_dim, **like), 1
 
     # ------------------------------------------------------------------ the likelihood
-    def likelihood(self, f: torch.Tensor) -> torch.distributions.Distribution:
+    def likelihood(self, f: torch.Tensor, noise_scale: torch.Tensor | None = None) -> torch.distributions.Distribution:
         """p(y | f) per output coordinate: N(f, σ²), or Student-t(ν, f, σ) when the spec says
-        ``likelihood.type: student_t`` (arguments unchecked: this sits in inner loops)."""
+        ``likelihood.type: student_t`` (arguments unchecked: this sits in inner loops). σ is the
+        model's own unless ``noise_scale`` (broadcastable to ``f``) is given."""
+        sigma = self.noise_scale if noise_scale is None else noise_scale
         if self.spec.likelihood.type == "student_t":
-            return dist.StudentT(self.spec.likelihood.df, f, self.noise_scale, validate_args=False)
-        return dist.Normal(f, self.noise_scale, validate_args=False)
+            return dist.StudentT(self.spec.likelihood.df, f, sigma, validate_args=False)
+        return dist.Normal(f, sigma, validate_args=False)
 
-    def log_likelihood(self, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def log_likelihood(self, f: torch.Tensor, y: torch.Tensor, noise_scale: torch.Tensor | None = None) -> torch.Tensor:
         """log p(y | f) summed over the output coordinates → ``f.shape[:-1]``."""
-        return self.likelihood(f).log_prob(y).sum(-1)
+        return self.likelihood(f, noise_scale).log_prob(y).sum(-1)
 
     def fisher_precision(self) -> torch.Tensor:
         """The Fisher information of the likelihood about its location, per output: 1/σ² for the
@@ -133,7 +135,9 @@ class DynamicsModel(PyroModule):
         :func:`pprl.models.layers.batched_mlp`."""
         raise NotImplementedError
 
-    def mean_local_reparam(self, loc, scale, x, num_particles):
+    def mean_local_reparam(self, loc, scale, x, num_particles, randn=None):
+        """f(x; θ) sampled per data point under q = N(loc, diag scale²), ``[*B, P, N, obs_dim]``
+        (:func:`pprl.models.layers.local_reparam_mlp`)."""
         raise NotImplementedError(f"{type(self).__name__} has no local reparameterisation")
 
     def prior(self) -> dist.Distribution:
@@ -180,8 +184,8 @@ class BayesianDynamics(DynamicsModel):
     def mean(self, theta, x, trace=None):
         return batched_mlp(theta, x, self.layers, self.activation, trace)
 
-    def mean_local_reparam(self, loc, scale, x, num_particles):
-        return local_reparam_mlp(loc, scale, x, self.layers, self.activation, num_particles)
+    def mean_local_reparam(self, loc, scale, x, num_particles, randn=None):
+        return local_reparam_mlp(loc, scale, x, self.layers, self.activation, num_particles, randn)
 
 
 class LinearGaussianDynamics(DynamicsModel):
@@ -202,8 +206,8 @@ class LinearGaussianDynamics(DynamicsModel):
     def mean(self, theta, x, trace=None):
         return batched_mlp(theta, x, self.layers, None, trace)
 
-    def mean_local_reparam(self, loc, scale, x, num_particles):
-        return local_reparam_mlp(loc, scale, x, self.layers, None, num_particles)
+    def mean_local_reparam(self, loc, scale, x, num_particles, randn=None):
+        return local_reparam_mlp(loc, scale, x, self.layers, None, num_particles, randn)
 
     @torch.no_grad()
     def exact_posterior(self, data: Transitions) -> dist.MultivariateNormal:

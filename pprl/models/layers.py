@@ -60,22 +60,27 @@ def batched_mlp(theta: torch.Tensor, x: torch.Tensor, layers: list[LayerSlices],
 
 
 def local_reparam_mlp(loc: torch.Tensor, scale: torch.Tensor, x: torch.Tensor, layers: list[LayerSlices],
-                      activation, num_particles: int) -> torch.Tensor:
+                      activation, num_particles: int, randn=None) -> torch.Tensor:
     """Local reparameterisation (Kingma et al. 2015, used by VIME) under q(θ) = N(loc, diag scale²).
 
     For each layer the pre-activation ``z = h W + b`` is Gaussian given ``h``:
     ``z ~ N(h μ_W + μ_b, h² σ_W² + σ_b²)``; sampling ``z`` instead of ``W`` gives independent
     weight noise per data point, an unbiased, lower-variance estimate of E_q[log p(y | x, θ)].
-    Returns samples of the output layer ``[P, N, out]``.
+    ``loc, scale [*B, D]`` and ``x [*B, N, in]`` may carry leading run dimensions ``B`` (stacked
+    fits); ``randn(shape)`` draws the noise ``[*B, *shape]`` (default: torch's global generator).
+    Returns samples of the output layer ``[*B, P, N, out]``.
     """
+    batch, P = loc.shape[:-1], num_particles
+    if randn is None:
+        randn = lambda shape: torch.randn(shape, device=loc.device, dtype=loc.dtype)  # noqa: E731
     var = scale.square()
-    h = x.expand(num_particles, *x.shape)
+    h = x.unsqueeze(-3).expand(*batch, P, *x.shape[-2:]).flatten(-3, -2)  # [*B, P·N, in]
     for i, layer in enumerate(layers):
-        w_loc = loc[layer.weight].view(layer.fan_in, layer.fan_out)
-        w_var = var[layer.weight].view(layer.fan_in, layer.fan_out)
-        z_loc = h @ w_loc + loc[layer.bias]
-        z_var = h.square() @ w_var + var[layer.bias]
-        h = z_loc + z_var.sqrt() * torch.randn_like(z_loc)
+        w_loc = loc[..., layer.weight].unflatten(-1, (layer.fan_in, layer.fan_out))
+        w_var = var[..., layer.weight].unflatten(-1, (layer.fan_in, layer.fan_out))
+        z_loc = h @ w_loc + loc[..., None, layer.bias]
+        z_var = h.square() @ w_var + var[..., None, layer.bias]
+        h = z_loc + z_var.sqrt() * randn(z_loc.shape[len(batch):])
         if i < len(layers) - 1:
             h = activation(h)
-    return h
+    return h.unflatten(-2, (P, x.shape[-2]))

@@ -1,4 +1,6 @@
 """The SVI loop: objectives against closed forms, determinism, divergence, checkpoints, devices."""
+import itertools
+
 import pyro
 import pytest
 import torch
@@ -102,6 +104,47 @@ def test_divergence_stops_with_step_and_keeps_last_good_state(tmp_path):
     assert len(err.posterior.elbo_trace) == err.step
     saved = pprl.load_posterior(tmp_path / "checkpoint.pt")
     torch.testing.assert_close(saved.guide.locs.theta, err.posterior.guide.locs.theta)
+
+
+BNN_SMALL = {"type": "bnn", "hidden_sizes": [8], "likelihood": {"learn_noise": True}}
+CONSTANT_LR = {"family": "mean_field", "elbo": "analytic_kl", "lr": 0.01, "lr_decay": 1.0, "steps": 60}
+
+
+def all_params(post):
+    return [p.detach() for p in post.guide.parameters()] + [p.detach() for p in post.model.parameters()]
+
+
+@pytest.mark.parametrize("check_every", [1, 10])
+def test_on_device_divergence_check_names_the_step_and_keeps_the_last_good_state(check_every):
+    """A NaN injected at step 37 is reported as step 37 whether the host looks every step or every
+    10 (it looks at step 39 then), and the parameters are those of a clean 37-step fit, bit for bit."""
+    data = linear_system(300)
+    model = pprl.build_model(BNN_SMALL, data.obs_dim, data.act_dim)
+    calls, plain = itertools.count(), model.mean_local_reparam
+
+    def poisoned(*args, **kwargs):
+        f = plain(*args, **kwargs)
+        return f * float("nan") if next(calls) == 37 else f
+    model.mean_local_reparam = poisoned
+    with pytest.raises(pprl.FitDiverged, match=r"non-finite ELBO \(nan\) at step 37 ") as info:
+        pprl.fit(model, CONSTANT_LR, data, seed=3, check_every=check_every, progress=False)
+    assert next(calls) == (38 if check_every == 1 else 40)  # steps 0..37, or on to the check after step 39
+    err = info.value
+    assert err.step == 37 and len(err.posterior.elbo_trace) == 37
+    clean = pprl.fit(BNN_SMALL, CONSTANT_LR, data, seed=3, steps=37, progress=False)
+    for got, want in zip(all_params(err.posterior), all_params(clean), strict=True):
+        assert torch.equal(got, want)
+    assert torch.equal(err.posterior.elbo_trace, clean.elbo_trace)
+
+
+def test_check_every_does_not_change_the_fit():
+    data = linear_system(300)
+    every = [pprl.fit(BNN_SMALL, CONSTANT_LR, data, seed=1, check_every=k, progress=False) for k in (1, 7)]
+    for got, want in zip(all_params(every[1]), all_params(every[0]), strict=True):
+        assert torch.equal(got, want)
+    assert torch.equal(every[0].elbo_trace, every[1].elbo_trace)
+    with pytest.raises(ValueError, match="check_every must be >= 1"):
+        pprl.fit(BNN_SMALL, CONSTANT_LR, data, check_every=0, progress=False)
 
 
 def test_nan_data_is_rejected():

@@ -16,6 +16,7 @@ from .gaussian import INIT, GaussianFamily
 class FullRank(GaussianFamily):
     name = "full_rank"
     structure_params: ClassVar[tuple[str, ...]] = ("scale_tril",)
+    roles: ClassVar[dict[str, str]] = {"loc": "loc", "scale": "scale", "unit_tril": "scale_tril"}
 
     def _build_guide(self, model):
         return AutoMultivariateNormal(model, init_loc_fn=INIT, init_scale=self.spec.init_scale)
@@ -24,20 +25,22 @@ class FullRank(GaussianFamily):
         D = self.model.param_dim
         return D + D * (D + 1) // 2  # μ and the Cholesky factor's lower triangle
 
-    def moments(self):
+    @staticmethod
+    def moments_of(p):
         """diag Σ = s² Σ_j U_ij²; log det Σ = 2Σ log s (U has a unit diagonal)."""
-        s, U = self.guide.scale, self.guide.scale_tril
-        return self.guide.loc, s.square() * U.square().sum(-1), 2 * s.log().sum()
+        s, U = p["scale"], p["unit_tril"]
+        return p["loc"], s.square() * U.square().sum(-1), 2 * s.log().sum(-1)
 
     def scale_tril(self) -> torch.Tensor:
         """The Cholesky factor L = diag(s) U of Σ."""
         return self.guide.scale[:, None] * self.guide.scale_tril
 
-    def sample(self, num_samples, generator=None):
+    @staticmethod
+    def sample_of(p, num_samples, randn):
         """θ = μ + s ⊙ (U ε), ε ~ N(0, I_D)."""
-        loc, s, U = self.guide.loc, self.guide.scale, self.guide.scale_tril
-        eps = torch.randn(num_samples, loc.shape[-1], device=loc.device, dtype=loc.dtype, generator=generator)
-        return loc + s * (eps @ U.T)
+        loc, s, U = p["loc"], p["scale"], p["unit_tril"]
+        eps = randn((num_samples, loc.shape[-1]))
+        return loc.unsqueeze(-2) + s.unsqueeze(-2) * (eps @ U.transpose(-1, -2))
 
     def affine_transform(self, a, c):
         """U acts before the diagonal scale, so only μ and s change."""

@@ -17,6 +17,7 @@ class LowRank(GaussianFamily):
     name = "low_rank"
     options: ClassVar[dict[str, Option]] = {"rank": Option(int, 10)}
     structure_params: ClassVar[tuple[str, ...]] = ("cov_factor",)
+    roles: ClassVar[dict[str, str]] = {"loc": "loc", "scale": "scale", "factor": "cov_factor"}
 
     def _build_guide(self, model):
         rank = min(self.spec.options["rank"], model.param_dim)
@@ -25,19 +26,21 @@ class LowRank(GaussianFamily):
     def num_params(self):
         return self.model.param_dim * (self.guide.cov_factor.shape[-1] + 2)  # μ, s, F
 
-    def moments(self):
+    @staticmethod
+    def moments_of(p):
         """diag Σ = s²(Σ_j F_ij² + 1); log det Σ = 2Σ log s + log det(I_r + FᵀF)."""
-        s, F = self.guide.scale, self.guide.cov_factor
+        s, F = p["scale"], p["factor"]
         var = s.square() * (F.square().sum(-1) + 1)
         eye = torch.eye(F.shape[-1], device=F.device, dtype=F.dtype)
-        return self.guide.loc, var, 2 * s.log().sum() + torch.logdet(eye + F.T @ F)
+        return p["loc"], var, 2 * s.log().sum(-1) + torch.logdet(eye + F.transpose(-1, -2) @ F)
 
-    def sample(self, num_samples, generator=None):
+    @staticmethod
+    def sample_of(p, num_samples, randn):
         """θ = μ + s ⊙ (F ε_r + ε), ε_r ~ N(0, I_r), ε ~ N(0, I_D)."""
-        loc, s, F = self.guide.loc, self.guide.scale, self.guide.cov_factor
-        kw = dict(device=loc.device, dtype=loc.dtype, generator=generator)
-        eps_r = torch.randn(num_samples, F.shape[-1], **kw)
-        return loc + s * (eps_r @ F.T + torch.randn(num_samples, loc.shape[-1], **kw))
+        loc, s, F = p["loc"], p["scale"], p["factor"]
+        eps_r = randn((num_samples, F.shape[-1]))
+        noise = eps_r @ F.transpose(-1, -2) + randn((num_samples, loc.shape[-1]))
+        return loc.unsqueeze(-2) + s.unsqueeze(-2) * noise
 
     def affine_transform(self, a, c):
         """The factor acts before the diagonal scale, so only μ and s change."""

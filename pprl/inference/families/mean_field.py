@@ -19,6 +19,7 @@ class MeanField(GaussianFamily):
         "local_reparam": Option(bool, lambda elbo: elbo == "analytic_kl", needs_elbo="analytic_kl")}
     info_gain: ClassVar[dict[str, tuple[str, ...]]] = {"update": ("gradient", "linearized"), "second_order": ()}
     local_latents: ClassVar[bool] = True
+    roles: ClassVar[dict[str, str]] = {"loc": "locs.theta", "scale": "scales.theta"}
 
     def _build_guide(self, model):
         return AutoNormal(model, init_loc_fn=INIT, init_scale=self.spec.init_scale)
@@ -34,14 +35,17 @@ class MeanField(GaussianFamily):
     def num_params(self):
         return 2 * self.model.param_dim  # μ, σ
 
-    def moments(self):
-        s = self.scale
-        return self.loc, s.square(), 2 * s.log().sum()
+    @staticmethod
+    def moments_of(p):
+        s = p["scale"]
+        return p["loc"], s.square(), 2 * s.log().sum(-1)
 
-    def sample(self, num_samples, generator=None):
-        loc, scale = self.loc, self.scale
-        eps = torch.randn(num_samples, loc.shape[-1], device=loc.device, dtype=loc.dtype, generator=generator)
-        return loc + scale * eps
+    @staticmethod
+    def sample_of(p, num_samples, randn):
+        """θ = μ + σ ⊙ ε, ε ~ N(0, I_D)."""
+        loc = p["loc"]
+        eps = randn((num_samples, loc.shape[-1]))
+        return loc.unsqueeze(-2) + p["scale"].unsqueeze(-2) * eps
 
     def log_q(self, theta):
         return torch.distributions.Normal(self.loc, self.scale).log_prob(theta).sum(-1)
