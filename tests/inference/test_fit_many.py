@@ -94,3 +94,13 @@ def test_bad_requests_are_refused():
         pprl.fit(BNN, "mean_field", data, num_runs=0, progress=False)
     with pytest.raises(ValueError, match="neither init, out_dir"):
         pprl.fit(BNN, "mean_field", data, num_runs=2, out_dir="x", progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_num_runs_on_cuda_equals_separate_fits():
+    """On a GPU the loop reads the device every 64 steps; the runs still follow their own fits."""
+    data = linear_system(300)
+    spec = {"family": "mean_field", "elbo": "analytic_kl", "steps": 50, "batch_size": 64}
+    many = pprl.fit(BNN, spec, data, seed=5, num_runs=3, device="cuda", progress=False)
+    for r, got in enumerate(many):
+        assert_same_fit(got, pprl.fit(BNN, spec, data, seed=5 + r, device="cuda", progress=False), tol=1e-4)

@@ -206,6 +206,25 @@ def test_fit_on_cuda(pendulum):
         pprl.fit("models/bnn_dynamics.yaml", "mean_field", train, steps=2, device="cuda:99", progress=False)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_deferred_divergence_check_on_cuda():
+    """On a GPU the host reads the guard every 64 steps by default; the bad step is still named."""
+    data = linear_system(300)
+    model = pprl.build_model(BNN_SMALL, data.obs_dim, data.act_dim)
+    calls, plain = itertools.count(), model.mean_local_reparam
+
+    def poisoned(*args, **kwargs):
+        f = plain(*args, **kwargs)
+        return f * float("nan") if next(calls) == 37 else f
+    model.mean_local_reparam = poisoned
+    with pytest.raises(pprl.FitDiverged, match=r"at step 37 ") as info:
+        pprl.fit(model, CONSTANT_LR, data, seed=3, device="cuda", progress=False)
+    assert next(calls) == 60  # ran on to the check at the last step
+    clean = pprl.fit(BNN_SMALL, CONSTANT_LR, data, seed=3, steps=37, device="cuda", progress=False)
+    for got, want in zip(all_params(info.value.posterior), all_params(clean), strict=True):
+        assert torch.equal(got, want)
+
+
 def test_a_cuda_ordinal_beyond_the_devices_is_a_clear_error(monkeypatch):
     from pprl.inference.svi import _resolve_device
 
