@@ -125,7 +125,8 @@ def _mc_height(x):
     return 0.45 * np.sin(3 * np.asarray(x, dtype=np.float64)) + 0.55
 
 
-def render_mountain_car(position, size: int = 32, goal: float = MC_GOAL, car_radius: float | None = None) -> np.ndarray:
+def render_mountain_car(position, size: int = 32, goal: float = MC_GOAL, car_radius: float | None = None,
+                        antialias: int = 1) -> np.ndarray:
     """Images of gymnasium's Mountain Car at ``position`` (any shape) → float32 ``[..., 1, size, size]``.
 
     A point x of the track, height h(x) = 0.45 sin 3x + 0.55, is drawn at column
@@ -137,7 +138,11 @@ def render_mountain_car(position, size: int = 32, goal: float = MC_GOAL, car_rad
     * the goal flag at x = ``goal``, :data:`FLAG`: a pole in column floor(u(goal)) whose pixel centres
       lie in [v(goal) − size/4, v(goal)), and a pennant of size/8 × size/8 to its right at the pole's top;
     * the car, :data:`CAR`: the pixels whose centre is within ``car_radius`` (default size/16) of
-      (v(x) − r, u(x)), a disc resting on the track at x = ``position``.
+      (v(x) − r, u(x)), a disc resting on the track at x = ``position``. With ``antialias = s > 1``
+      each pixel shows CAR × the fraction of its s × s sub-pixel centres inside the disc (its
+      coverage), so a move of a fraction of a pixel changes the edge pixels' grey levels; with
+      s = 1 the disc is all-or-nothing and the car's speed (at most 0.07 per step, 1.2 pixels at
+      size 32) mostly hides between two frames.
 
     Velocity is not visible in one image (see :func:`with_pixels` for frame stacking).
     """
@@ -145,14 +150,18 @@ def render_mountain_car(position, size: int = 32, goal: float = MC_GOAL, car_rad
     r = size / 16 if car_radius is None else float(car_radius)
     if not r > 0:
         raise ValueError(f"car_radius must be > 0, got {car_radius!r}")
+    if isinstance(antialias, bool) or int(antialias) != antialias or antialias < 1:
+        raise ValueError(f"antialias must be an integer >= 1, got {antialias!r}")
+    s = int(antialias)
     x = np.asarray(position, dtype=np.float64)
     if not np.isfinite(x).all():
         raise ValueError("position must be finite")
     background = _mountain_car_background(size, float(goal))  # [size, size], shared by every image
     u = size * (x - MC_MIN_POSITION) / (MC_MAX_POSITION - MC_MIN_POSITION)
     v = size * (1 - _mc_height(x) / MC_VIEW_TOP) - r
-    car = _segment_mask(size, v, u, 0.0, 0.0, 2 * r)  # a disc: a segment of length 0
-    return np.where(car, np.float32(CAR), background).astype(np.float32)[..., None, :, :]
+    fine = _segment_mask(size * s, v * s, u * s, 0.0, 0.0, 2 * r * s)  # a disc: a segment of length 0
+    coverage = fine.reshape(*fine.shape[:-2], size, s, size, s).mean((-3, -1)) if s > 1 else fine
+    return np.maximum(np.float32(CAR) * coverage, background).astype(np.float32)[..., None, :, :]
 
 
 @functools.lru_cache(maxsize=16)
@@ -283,8 +292,8 @@ def _draw_grid(obs: np.ndarray, layout: tuple, cells: np.ndarray, cell_size: int
     return render_grid(layout, cells[index], cell_size)
 
 
-def _draw_mountain_car(obs: np.ndarray, size: int, goal: float) -> np.ndarray:
-    return render_mountain_car(obs[:, 0], size, goal)
+def _draw_mountain_car(obs: np.ndarray, size: int, goal: float, antialias: int = 1) -> np.ndarray:
+    return render_mountain_car(obs[:, 0], size, goal, antialias=antialias)
 
 
 def _draw_cartpole(obs: np.ndarray, size: int, x_threshold: float) -> np.ndarray:
@@ -301,8 +310,10 @@ def _grid_room_renderer(env: GridRoomEnv, cell_size: int = 4):
     return render, render_grid(env.layout, cells[:1], cell_size).shape[1:]  # also checks cell_size
 
 
-def _mountain_car_renderer(env, size: int = 32):
-    return functools.partial(_draw_mountain_car, size=size, goal=float(env.goal_position)), (1, _check_size(size), size)
+def _mountain_car_renderer(env, size: int = 32, antialias: int = 1):
+    render = functools.partial(_draw_mountain_car, size=size, goal=float(env.goal_position), antialias=antialias)
+    render(np.zeros((1, 2)))  # checks size and antialias
+    return render, (1, _check_size(size), size)
 
 
 def _cartpole_renderer(env, size: int = 32):
@@ -334,13 +345,14 @@ def make_grid_room_pixels(layout: Sequence[str] | None = None, slip: float = 0.0
     return with_pixels(env, *_grid_room_renderer(env, cell_size), frames=frames)
 
 
-def make_sparse_mountain_car_pixels(size: int = 32, frames: int = 1, **env_kwargs) -> gym.Env:
+def make_sparse_mountain_car_pixels(size: int = 32, frames: int = 1, antialias: int = 1, **env_kwargs) -> gym.Env:
     """``pprl/SparseMountainCarPixels-v0``: :class:`~pprl.rl.envs.sparse_mountain_car.SparseMountainCarEnv`
-    (``env_kwargs`` go to it) observed through :func:`render_mountain_car`, ``[frames, size, size]``."""
+    (``env_kwargs`` go to it) observed through :func:`render_mountain_car` (``antialias``: its
+    sub-pixel coverage), ``[frames, size, size]``."""
     from .sparse_mountain_car import SparseMountainCarEnv
 
     env = SparseMountainCarEnv(**env_kwargs)
-    return with_pixels(env, *_mountain_car_renderer(env, size), frames=frames)
+    return with_pixels(env, *_mountain_car_renderer(env, size, antialias), frames=frames)
 
 
 def make_cartpole_swingup_pixels(size: int = 32, frames: int = 1) -> gym.Env:

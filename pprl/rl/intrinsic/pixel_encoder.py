@@ -13,6 +13,7 @@ state before VIME sees it.
         batch_size: 16                # sub-sequences per minibatch
         lr: 0.001
         frames_to_fit: 0              # fit once this many transitions are seen (0: on the first batch)
+        history: 1                    # VIME's state: the codes of the last `history` windows of frames
 
 z_t is the mean of the latent model's amortised encoder q(z_t | o_t) (Levine, CS 294-112: amortised
 VI, latent dynamics from images). The latent model is fitted by the ELBO once, to the first
@@ -29,6 +30,16 @@ dynamics, which shrinks as transitions repeat — VIME's quantity.
 
 A per-step guide is required: it encodes each frame alone (a filtering or smoothing guide needs the
 preceding frames and actions, which a batch of shuffled transitions does not carry).
+
+``history: h`` gives VIME's dynamics model the codes of the last h windows: the environment stacks
+F = m + h − 1 frames (m: the frames the latent model reads, e.g. 2), each observation is cut into
+the h windows of m consecutive frames (oldest first), and the state is (z_{t−h+1}, …, z_t), h ×
+latent_size numbers. A code of one window holds what its frames show; when that is the car's
+position but not its speed (speeds of a fraction of a pixel per step, and an encoder fitted on the
+near-still frames of the first batch), the dynamics of z alone are not Markov, and the model
+needs the previous code to see the velocity. The latent model itself is fitted on the newest
+window of each observation, as with h = 1. Windows slide by one channel: one frame of pprl's
+single-channel pixel environments.
 """
 from __future__ import annotations
 
@@ -57,8 +68,9 @@ class EncoderSpec:
     batch_size: int = 16
     lr: float = 1e-3
     frames_to_fit: int = 0
+    history: int = 1
 
-    KEYS = ("model", "family", "fit_steps", "batch_size", "lr", "frames_to_fit")
+    KEYS = ("model", "family", "fit_steps", "batch_size", "lr", "frames_to_fit", "history")
 
     @property
     def latent_size(self) -> int:
@@ -100,7 +112,8 @@ class EncoderSpec:
 
     def to_dict(self) -> dict:
         return {"model": self.model.to_dict(), "family": self.inference.to_dict(), "fit_steps": self.fit_steps,
-                "batch_size": self.batch_size, "lr": self.lr, "frames_to_fit": self.frames_to_fit}
+                "batch_size": self.batch_size, "lr": self.lr, "frames_to_fit": self.frames_to_fit,
+                "history": self.history}
 
 
 class FrozenEncoder:
@@ -112,18 +125,37 @@ class FrozenEncoder:
     """
 
     def __init__(self, spec: EncoderSpec, obs_dim: int, act_dim: int, *, seed: int = 0, device="cpu"):
-        expected = 1
-        for n in spec.model.obs_shape:
-            expected *= int(n)
+        shape = [int(n) for n in spec.model.obs_shape]  # [m·C, H, W]: the frames one code reads
+        window = 1
+        for n in shape:
+            window *= n
+        h = spec.history
+        frame = window // shape[0] if len(shape) == 3 else 0  # numbers per channel
+        expected = window + (h - 1) * frame
+        if len(shape) != 3 and h > 1:
+            raise SpecError(f"{spec.model.source}: intrinsic.encoder.history {h} needs image observations "
+                            f"[channels, H, W]; the model reads {shape}")
         if expected != obs_dim:
+            more = "" if h == 1 else f" and history {h} needs {h - 1} more channel(s), {expected} numbers in all"
             raise SpecError(f"{spec.model.source}: field 'observation' of intrinsic.encoder.model "
-                            f"{spec.model.name!r}: the encoder reads observations of shape {list(spec.model.obs_shape)} "
-                            f"({expected} numbers), the environment gives {obs_dim}; match the model's "
-                            f"observation.shape to the env (its size and frames, e.g. env_kwargs: {{frames: 2}})")
+                            f"{spec.model.name!r}: the encoder reads observations of shape {shape} "
+                            f"({window} numbers){more}, the environment gives {obs_dim}; match the model's "
+                            f"observation.shape to the env (its size and frames, e.g. env_kwargs: {{frames: "
+                            f"{shape[0] + h - 1 if len(shape) == 3 else 1}}})")
         self.spec, self.obs_dim, self.act_dim = spec, obs_dim, act_dim
+        self.window, self.frame = window, frame
         self.seed, self.device = seed, torch.device(device)
         self.posterior: LatentPosterior | None = None
         self.frames: list[Transitions] = []  # transitions kept for the fit, until it happens
+
+    @property
+    def code_size(self) -> int:
+        """The numbers per encoded observation: ``history × latent_size``."""
+        return self.spec.history * self.spec.latent_size
+
+    def _newest(self, x: torch.Tensor) -> torch.Tensor:
+        """The newest window of observations ``[N, obs_dim]`` → ``[N, window]``."""
+        return x[:, self.obs_dim - self.window:]
 
     @property
     def fitted(self) -> bool:
@@ -132,6 +164,7 @@ class FrozenEncoder:
     def _fit(self) -> None:
         from ...inference.latent_fit import fit_latent
         data = Transitions.concat(self.frames)  # time-major batches of the same envs: windows stay in episodes
+        data = dataclasses.replace(data, obs=self._newest(data.obs), next_obs=self._newest(data.next_obs))
         self.posterior = fit_latent(self.spec.model, self.spec.inference, data, seed=self.seed,
                                     device=self.device, progress=False)
         for p in (*self.posterior.model.parameters(), *self.posterior.guide.parameters()):
@@ -139,9 +172,15 @@ class FrozenEncoder:
         self.frames = []
 
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
-        """z = the mean of q(z | o) for each row of ``obs [N, obs_dim]`` → ``[N, latent_size]`` (no gradient)."""
-        parts = [self.posterior.encode(obs[i:i + ENCODE_CHUNK])[0] for i in range(0, len(obs), ENCODE_CHUNK)]
-        return torch.cat(parts).to(obs.device) if parts else obs.new_zeros(0, self.spec.latent_size)
+        """z = the mean of q(z | o) of each window of each row of ``obs [N, obs_dim]`` → ``[N, code_size]``,
+        the windows' codes oldest first (no gradient)."""
+        h, n = self.spec.history, len(obs)
+        windows = torch.stack([obs[:, k * self.frame:k * self.frame + self.window] for k in range(h)], 1)
+        windows = windows.reshape(n * h, self.window)  # row-major: each observation's windows together
+        parts = [self.posterior.encode(windows[i:i + ENCODE_CHUNK])[0] for i in range(0, n * h, ENCODE_CHUNK)]
+        if not parts:
+            return obs.new_zeros(0, self.code_size)
+        return torch.cat(parts).to(obs.device).reshape(n, self.code_size)
 
     def __call__(self, transitions: Transitions, keep: bool = True) -> Transitions | None:
         """The batch in latent coordinates; None before the fit (``keep``: store the batch for it)."""

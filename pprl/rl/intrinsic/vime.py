@@ -151,7 +151,7 @@ class VIME:
         self.encoder = None if spec.encoder is None else FrozenEncoder(spec.encoder, obs_dim, act_dim, seed=seed,
                                                                         device=device)
         self.spec, self.act_dim = spec, act_dim
-        self.obs_dim = obs_dim if spec.encoder is None else spec.encoder.latent_size
+        self.obs_dim = obs_dim if spec.encoder is None else self.encoder.code_size
         self.seed, self.device = seed, torch.device(device)
         self._encoded: tuple[Transitions, Transitions] | None = None  # the last batch and its codes
         self.pool = ReplayPool(spec.replay_size)

@@ -97,6 +97,29 @@ def test_batch_equals_per_item(render):
     assert len({image.tobytes() for image in batch.reshape(6, -1)}) == 6
 
 
+def test_antialiased_car_covers_its_area_and_shows_sub_pixel_moves():
+    """With antialias = s the car's grey levels are its pixel coverage: they sum to ≈ π r² (less
+    where the car covers track pixels, which keep the brighter of the two), the car's
+    intensity-weighted centroid follows the position continuously, and a move of a tenth of a
+    pixel changes the image, where the all-or-nothing disc (s = 1) often shows nothing."""
+    size, r = 32, 2.0
+    background = render_mountain_car(-1.2, size)[0]  # far left: the car's pixels elsewhere
+    xs = -0.5 + np.arange(20) * 1.8 / size / 10  # u from 12.4 in steps of a tenth of a pixel
+    smooth, binary = render_mountain_car(xs, size, antialias=8)[:, 0], render_mountain_car(xs, size)[:, 0]
+    assert np.array_equal(render_mountain_car(xs, size, antialias=1), binary[:, None])
+    car = np.clip(smooth - np.where(background == CAR, 0.0, background), 0, None)[:, :, 6:22]
+    assert np.all((0.85 * math.pi * r ** 2 < car.sum((1, 2))) & (car.sum((1, 2)) < 1.01 * math.pi * r ** 2))
+    cols = (car * (np.arange(6, 22) + 0.5)).sum((1, 2)) / car.sum((1, 2))
+    assert np.all(np.diff(cols) > 0)  # moves right with every tenth of a pixel
+    assert np.all(np.abs(np.diff(smooth, axis=0)).sum((1, 2)) > 0.05)
+    assert (np.abs(np.diff(binary, axis=0)).sum((1, 2)) == 0).sum() >= 5  # the binary disc often shows no move
+    with pytest.raises(ValueError, match="antialias must be an integer >= 1"):
+        render_mountain_car(0.0, antialias=0)
+    env = make_sparse_mountain_car_pixels(frames=2, antialias=4)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (2, 32, 32) and 0 < len(np.unique(obs)) and not set(np.unique(obs)) <= {0.0, TRACK, FLAG, CAR}
+
+
 def test_renderers_reject_bad_input():
     with pytest.raises(ValueError, match="size"):
         render_mountain_car(0.0, size=1)

@@ -84,6 +84,33 @@ def test_info_gain_is_finite_and_about_the_latent_transition(frames):
     assert torch.isfinite(vime.reward(frames[128:])).all()
 
 
+def test_history_gives_the_codes_of_the_last_windows(monkeypatch):
+    """history 2 on three stacked frames: the state is (code of frames 0–1, code of frames 1–2), and
+    the latent model is fitted on the newest window (frames 1–2) of each observation."""
+    data = collect_frames("pprl/SparseMountainCarPixels-v0", 128, seed=1, frames=3, num_envs=2,
+                          render={"size": SIZE}).transitions()
+    fitted = []
+    real = latent_fit.fit_latent
+    monkeypatch.setattr(latent_fit, "fit_latent", lambda *a, **k: fitted.append(a[2]) or real(*a, **k))
+    spec = spec_with(history=2)
+    spec["env_kwargs"]["frames"] = 3
+    vime = VIME(load_experiment(spec).intrinsic, 3 * SIZE * SIZE, 1, seed=0)
+    reward = vime.reward(data)
+    assert vime.obs_dim == 6 and vime.info_gain.posterior.model.obs_dim == 6 and torch.isfinite(reward).all()
+    frame = SIZE * SIZE
+    torch.testing.assert_close(fitted[0].obs, data.obs[:, frame:])
+    torch.testing.assert_close(fitted[0].next_obs, data.next_obs[:, frame:])
+    codes = vime.encoder.encode(data.obs)
+    posterior = vime.encoder.posterior
+    torch.testing.assert_close(codes[:, :3], posterior.encode(data.obs[:, :2 * frame])[0])
+    torch.testing.assert_close(codes[:, 3:], posterior.encode(data.obs[:, frame:])[0])
+    with pytest.raises(SpecError, match=r"history 2 needs 1 more channel\(s\), 192 numbers in all, the environment "
+                                        r"gives 128.*frames: 3"):
+        VIME(load_experiment(spec_with(history=2)).intrinsic, 2 * SIZE * SIZE, 1)
+    with pytest.raises(SpecError, match=r"intrinsic.encoder.history"):
+        load_experiment(spec_with(history=0))
+
+
 def test_spec_errors_name_the_field(tmp_path):
     filtering = {**TINY_LATENT, "guide": "filtering"}
     with pytest.raises(SpecError, match=r"intrinsic.encoder.model.*guide must be per_step"):
