@@ -12,6 +12,8 @@ shared and gradient clipping is applied per run, so each run follows the path of
 Run r's random numbers — its initial values, minibatch permutations and reparameterisation
 noise — come from its own generator, in the order a single fit draws them, so on the CPU run r
 reproduces ``pprl.fit(..., seed=seeds[r])`` up to float rounding in the batched products (tested).
+That exactness has a price on a GPU: each noise draw is R small ``randn`` calls (one per run's
+generator), so the number of kernel launches per step grows with R.
 """
 from __future__ import annotations
 
@@ -163,6 +165,9 @@ def fit_many(model: DynamicsModel | str | dict, inference: InferenceSpec | str |
             generators.append(_generator_here(device))
     guides = [q.guide for q in families]
     guide_params, model_params = _stack(guides), _stack(models)
+    if set(model_params) - {"noise_scale_unconstrained"}:  # the objective below knows only the noise
+        raise ValueError(f"fit_many knows the dynamics models' learned noise scale as their only parameter; "
+                         f"{type(head).__name__} has {sorted(model_params)}")
     q0 = families[0]
     optimizer = make_optimizer(guide_params.items(), list(model_params.values()), q0.structure_params, spec,
                                head.param_dim)
@@ -202,6 +207,7 @@ def fit_many(model: DynamicsModel | str | dict, inference: InferenceSpec | str |
     clip = spec.grad_clip or float("inf")
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=f"fit {spec.name} ×{R}", disable=not progress, leave=False)
+    shown = -steps  # the step the progress bar last showed
     for step in bar:
         idx = torch.stack([next(b) for b in batches])
         optimizer.zero_grad(set_to_none=True)
@@ -214,17 +220,11 @@ def fit_many(model: DynamicsModel | str | dict, inference: InferenceSpec | str |
         losses[step] = loss.detach()
         if (step + 1) % check_every == 0 or step == steps - 1:
             if (bad := guard.first_bad()) is not None:
-                _unstack(guide_params, guides)
-                _unstack(model_params, models)
-                err = FitDiverged(f"non-finite ELBO or gradient at step {bad[0]} of {spec.name} in run(s) "
-                                  f"{bad[1]} (seeds {[seeds[r] for r in bad[1]]}); every run kept its last good "
-                                  f"state (after step {bad[0] - 1}). Try a smaller lr or init_scale.", bad[0], None)
-                trace = -losses[:bad[0]].cpu() + units
-                err.posteriors = [Posterior(q, trace[:, r], {"steps": bad[0], "seed": seeds[r]})
-                                  for r, q in enumerate(families)]
-                raise err
-            if progress:
+                raise _diverged(bad, guide_params, model_params, guides, models, families, losses, units, seeds,
+                                spec)
+            if progress and (step - shown >= steps // 100 or step == steps - 1):
                 bar.set_postfix(elbo=f"{float(-loss.detach().mean() + units.mean().to(device)):.4g}")
+                shown = step
     _unstack(guide_params, guides)
     _unstack(model_params, models)
     wall = time.perf_counter() - start
@@ -234,5 +234,28 @@ def fit_many(model: DynamicsModel | str | dict, inference: InferenceSpec | str |
         q.finish(xs[r])
         info = {"steps": steps, "seed": seeds[r], "device": str(device), "num_data": N, "wall_time_s": wall,
                 "num_runs": R, "run": r}
-        posteriors.append(Posterior(q, trace[:, r], info))
+        posteriors.append(Posterior(q, trace[:, r].clone(), info))  # a copy: saving a view saves all R
     return posteriors
+
+
+def _diverged(bad, guide_params, model_params, guides, models, families, losses, units, seeds,
+              spec: InferenceSpec) -> FitDiverged:
+    """The error for a first non-finite loss or gradient: every run's parameters, frozen by the
+    guard since that step, are the state after the step before it — unless an update overflowed
+    them (then that run's posterior is None)."""
+    step, runs = bad
+    _unstack(guide_params, guides)
+    _unstack(model_params, models)
+    trace = -losses[:step].cpu() + units
+    posteriors, overflowed = [], []
+    for r, q in enumerate(families):
+        finite = all(torch.isfinite(p[r]).all() for p in (*guide_params.values(), *model_params.values()))
+        posteriors.append(Posterior(q, trace[:, r].clone(), {"steps": step, "seed": seeds[r], "diverged_at": step})
+                          if finite else None)
+        overflowed += [] if finite else [r]
+    kept = ("every run kept its last good state" if not overflowed else
+            f"run(s) {overflowed} overflowed their parameters (no good state kept), the others kept their last "
+            f"good state")
+    return FitDiverged(f"non-finite ELBO or gradient at step {step} of {spec.name} in run(s) {runs} (seeds "
+                       f"{[seeds[r] for r in runs]}); {kept} (after step {step - 1}). Try a smaller lr or "
+                       f"init_scale.", step, None, posteriors, runs)

@@ -38,11 +38,15 @@ from ..threads import uses_threads
 class FitDiverged(RuntimeError):
     """The ELBO or its gradient became NaN/inf. ``.posterior`` holds the last good state
     (the parameters before the failing step; None in the rare case that an update with a finite
-    gradient overflowed the parameters themselves); ``.step`` is the failing step."""
+    gradient overflowed the parameters themselves); ``.step`` is the failing step. From
+    :func:`~pprl.inference.fit_many.fit_many` (``fit(num_runs=R)``), ``.posterior`` is None and
+    ``.posteriors`` holds each run's (None for a run whose parameters overflowed), ``.runs`` the
+    runs that failed at ``.step``."""
 
-    def __init__(self, message: str, step: int, posterior: Posterior):
+    def __init__(self, message: str, step: int, posterior: Posterior | None,
+                 posteriors: list[Posterior | None] | None = None, runs: list[int] | None = None):
         super().__init__(message)
-        self.step, self.posterior = step, posterior
+        self.step, self.posterior, self.posteriors, self.runs = step, posterior, posteriors, runs
 
 
 def analytic_kl_loss(model: DynamicsModel, q: Family, x: torch.Tensor, y: torch.Tensor, num_data: int,
@@ -134,7 +138,7 @@ class DivergenceGuard:
         self.first = torch.full((runs,), steps, dtype=torch.long, device=device)  # steps = "none yet"
         self.bad: tuple[int, list[int]] | None = None
         if self.deferred:
-            optimizer.found_inf = torch.zeros((), device=device)
+            optimizer.found_inf = torch.zeros((), device=device, dtype=torch.float32)  # what fused kernels read
 
     def record(self, step: int, finite: torch.Tensor) -> None:
         """Before ``optimizer.step()`` of ``step``: note a first failure, and skip if any run has one."""
@@ -143,7 +147,7 @@ class DivergenceGuard:
             self.optimizer.found_inf = (self.first < self.steps).any().to(self.optimizer.found_inf.dtype)
         elif self.bad is None and not bool(finite.all()):
             self.bad = step, [int(r) for r in torch.nonzero(~finite.reshape(-1)).flatten()]
-            self.optimizer.found_inf = torch.ones((), device=finite.device)
+            self.optimizer.found_inf = torch.ones((), device=finite.device, dtype=torch.float32)
 
     def first_bad(self) -> tuple[int, list[int]] | None:
         """(first bad step, the runs that failed at it), or None: one host read when deferred."""
@@ -181,9 +185,11 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     steps. A non-finite loss or gradient stops training with :class:`FitDiverged`, whose
     ``posterior`` holds the last good parameters (also saved to ``out_dir`` when given). Losses
     and the finiteness test stay on the device and are read every ``check_every`` steps
-    (default: every step on the CPU, every 64 on a GPU, so the GPU never waits for the host);
-    the error still names the first bad step, since the optimiser skips every update from that
-    step on (:class:`DivergenceGuard`). The result does not depend on ``check_every``.
+    (default: every step on the CPU, every 64 on a GPU, so that with the ``analytic_kl``
+    objective the GPU does not wait for the host; Pyro's ``plain`` and ``renyi`` objectives still
+    read their loss every step); the error still names the first bad step, since the optimiser
+    skips every update from that step on (:class:`DivergenceGuard`). The result does not depend
+    on ``check_every``.
 
     ``init`` warm-starts from a fitted posterior of the same model: its guide continues
     training (a Laplace posterior restarts its MAP search at its mean) — VIME's refit on a

@@ -59,7 +59,7 @@ def test_a_built_model_is_copied_per_run_and_left_alone():
 
 def test_a_diverging_run_stops_all_and_is_named():
     """A NaN in run 1 at step 7 stops the batch with run 1 and step 7 named; every run keeps the
-    state after step 6 (checked against a clean 7-step fit of run 0)."""
+    state after step 6 (checked against clean 7-step fits of both runs)."""
     data = linear_system(300)
     spec = {"family": "mean_field", "elbo": "analytic_kl", "steps": 30, "batch_size": 64, "lr_decay": 1.0}
     model = pprl.build_model(BNN, data.obs_dim, data.act_dim)
@@ -75,9 +75,18 @@ def test_a_diverging_run_stops_all_and_is_named():
     with pytest.raises(pprl.FitDiverged, match=r"at step 7 .* run\(s\) \[1\] \(seeds \[1\]\)") as info:
         fit_many(model, spec, data, seeds=[0, 1], check_every=5, progress=False)
     err = info.value
-    assert err.step == 7 and len(err.posteriors) == 2
+    assert err.step == 7 and err.runs == [1] and err.posterior is None and len(err.posteriors) == 2
     assert all(len(p.elbo_trace) == 7 for p in err.posteriors)
-    assert_same_fit(err.posteriors[0], pprl.fit(BNN, spec, data, seed=0, steps=7, progress=False))
+    for r in (0, 1):
+        assert_same_fit(err.posteriors[r], pprl.fit(BNN, spec, data, seed=r, steps=7, progress=False))
+
+
+def test_an_overflowing_update_is_not_called_a_good_state():
+    data = linear_system(100)
+    spec = {"family": "mean_field", "optimizer": "sgd", "lr": 1e37, "grad_clip": None, "steps": 20}
+    with pytest.raises(pprl.FitDiverged, match=r"run\(s\) \[0, 1\] overflowed their parameters") as info:
+        fit_many(BNN, spec, data, seeds=[0, 1], progress=False)
+    assert info.value.posteriors == [None, None]
 
 
 def test_bad_requests_are_refused():

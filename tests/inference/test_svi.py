@@ -137,6 +137,25 @@ def test_on_device_divergence_check_names_the_step_and_keeps_the_last_good_state
     assert torch.equal(err.posterior.elbo_trace, clean.elbo_trace)
 
 
+def test_a_checkpoint_is_never_written_past_a_bad_step(tmp_path):
+    """Checkpoints every 20 steps, the host's check every 50: the NaN at step 37 is found at the
+    checkpoint after step 39, which then holds the state after step 36, not a later one."""
+    data = linear_system(300)
+    model = pprl.build_model(BNN_SMALL, data.obs_dim, data.act_dim)
+    calls, plain = itertools.count(), model.mean_local_reparam
+
+    def poisoned(*args, **kwargs):
+        f = plain(*args, **kwargs)
+        return f * float("nan") if next(calls) == 37 else f
+    model.mean_local_reparam = poisoned
+    with pytest.raises(pprl.FitDiverged, match=r"at step 37 "):
+        pprl.fit(model, CONSTANT_LR, data, seed=3, check_every=50, out_dir=tmp_path, checkpoint_every=20,
+                 progress=False)
+    assert next(calls) == 40
+    saved = pprl.load_posterior(tmp_path / "checkpoint.pt")
+    assert len(saved.elbo_trace) == 37 and saved.info["diverged_at"] == 37
+
+
 def test_check_every_does_not_change_the_fit():
     data = linear_system(300)
     every = [pprl.fit(BNN_SMALL, CONSTANT_LR, data, seed=1, check_every=k, progress=False) for k in (1, 7)]

@@ -139,8 +139,9 @@ def render_mountain_car(position, size: int = 32, goal: float = MC_GOAL, car_rad
       lie in [v(goal) − size/4, v(goal)), and a pennant of size/8 × size/8 to its right at the pole's top;
     * the car, :data:`CAR`: the pixels whose centre is within ``car_radius`` (default size/16) of
       (v(x) − r, u(x)), a disc resting on the track at x = ``position``. With ``antialias = s > 1``
-      each pixel shows CAR × the fraction of its s × s sub-pixel centres inside the disc (its
-      coverage), so a move of a fraction of a pixel changes the edge pixels' grey levels; with
+      the car's layer is CAR × the fraction of each pixel's s × s sub-pixel centres inside the
+      disc (its coverage), and the brighter layer still wins (on a track pixel a coverage below
+      TRACK does not show), so a move of a fraction of a pixel changes the edge pixels' grey levels; with
       s = 1 the disc is all-or-nothing and the car's speed (at most 0.07 per step, 1.2 pixels at
       size 32) mostly hides between two frames.
 

@@ -120,7 +120,7 @@ class FrozenEncoder:
     """Frames → z = E_q[z_t | o_t], with q fitted once by the ELBO and then frozen (module docstring).
 
     ``__call__(transitions)`` gives the same transitions with obs and next_obs replaced by their
-    codes ``[N, latent_size]``, or None while fewer than ``frames_to_fit`` transitions have been
+    codes ``[N, code_size]``, or None while fewer than ``frames_to_fit`` transitions have been
     seen (those are kept for the fit). The env's observations must have the model's size.
     """
 

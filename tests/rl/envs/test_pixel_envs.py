@@ -106,7 +106,7 @@ def test_antialiased_car_covers_its_area_and_shows_sub_pixel_moves():
     background = render_mountain_car(-1.2, size)[0]  # far left: the car's pixels elsewhere
     xs = -0.5 + np.arange(20) * 1.8 / size / 10  # u from 12.4 in steps of a tenth of a pixel
     smooth, binary = render_mountain_car(xs, size, antialias=8)[:, 0], render_mountain_car(xs, size)[:, 0]
-    assert np.array_equal(render_mountain_car(xs, size, antialias=1), binary[:, None])
+    assert set(np.unique(binary)) <= {0.0, TRACK, FLAG, CAR}  # s = 1: the all-or-nothing disc
     car = np.clip(smooth - np.where(background == CAR, 0.0, background), 0, None)[:, :, 6:22]
     assert np.all((0.85 * math.pi * r ** 2 < car.sum((1, 2))) & (car.sum((1, 2)) < 1.01 * math.pi * r ** 2))
     cols = (car * (np.arange(6, 22) + 0.5)).sum((1, 2)) / car.sum((1, 2))
@@ -117,7 +117,7 @@ def test_antialiased_car_covers_its_area_and_shows_sub_pixel_moves():
         render_mountain_car(0.0, antialias=0)
     env = make_sparse_mountain_car_pixels(frames=2, antialias=4)
     obs, _ = env.reset(seed=0)
-    assert obs.shape == (2, 32, 32) and 0 < len(np.unique(obs)) and not set(np.unique(obs)) <= {0.0, TRACK, FLAG, CAR}
+    assert obs.shape == (2, 32, 32) and not set(np.unique(obs)) <= {0.0, TRACK, FLAG, CAR}  # grey levels
 
 
 def test_renderers_reject_bad_input():
