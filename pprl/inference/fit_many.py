@@ -36,7 +36,7 @@ from ..threads import uses_threads
 from .families import make_family
 from .families.gaussian import gaussian_kl_to_prior
 from .posterior import Posterior
-from .svi import DivergenceGuard, FitDiverged, _resolve_device, default_check_every, make_optimizer
+from .svi import DivergenceGuard, FitDiverged, check_data, loop_settings, make_optimizer
 
 
 BATCHABLE = ("mean_field", "low_rank", "full_rank")  # Gaussian families fitted by SVI alone
@@ -125,19 +125,9 @@ def fit_many(model: DynamicsModel | str | dict, inference: InferenceSpec | str |
     if len(shapes) > 1:
         raise ValueError(f"fit_many needs data sets of one shape (transitions, obs_dim, act_dim); got {sorted(shapes)}")
     N = len(datasets[0])
-    if N < 1:
-        raise ValueError("cannot fit to an empty data set")
     for r, d in enumerate(datasets):
-        for name in ("obs", "act", "next_obs"):
-            if not torch.isfinite(getattr(d, name)).all():
-                raise ValueError(f"data set {r}: {name} has NaN or inf entries; remove those transitions first")
-    steps = spec.steps if steps is None else int(steps)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    device = _resolve_device(device)
-    check_every = default_check_every(device) if check_every is None else int(check_every)
-    if check_every < 1:
-        raise ValueError(f"check_every must be >= 1, got {check_every}")
+        check_data(d, f"data[{r}]")
+    steps, device, check_every = loop_settings(spec, steps, device, check_every)
 
     d0 = datasets[0]
     models = [copy.deepcopy(model) if isinstance(model, DynamicsModel) else build_model(model, d0.obs_dim, d0.act_dim)

@@ -112,6 +112,27 @@ def make_optimizer(guide_params, model_params: list, structure_params: tuple[str
     return cls(groups, lr=spec.lr, fused=True)
 
 
+def check_data(data: Transitions, name: str = "data") -> None:
+    """A clear error for an empty data set or NaN/inf entries (named ``name.<field>``)."""
+    if len(data) < 1:
+        raise ValueError("cannot fit to an empty data set")
+    for field in ("obs", "act", "next_obs"):
+        if not torch.isfinite(getattr(data, field)).all():
+            raise ValueError(f"{name}.{field} has NaN or inf entries; remove those transitions first")
+
+
+def loop_settings(spec: InferenceSpec, steps, device, check_every) -> tuple[int, torch.device, int]:
+    """The SVI loop's (steps, device, check_every), validated, with their defaults filled in."""
+    steps = spec.steps if steps is None else int(steps)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    device = _resolve_device(device)
+    check_every = default_check_every(device) if check_every is None else int(check_every)
+    if check_every < 1:
+        raise ValueError(f"check_every must be >= 1, got {check_every}")
+    return steps, device, check_every
+
+
 def default_check_every(device: torch.device) -> int:
     """How many SVI steps run between host reads of the loss: 1 on the CPU (reading costs nothing
     there), 64 on a GPU, where each read waits for the device to finish its queue."""
@@ -229,18 +250,8 @@ def fit(model: DynamicsModel | ModelSpec | str | Path, inference: InferenceSpec 
     if (data.obs_dim, data.act_dim) != (model.obs_dim, model.act_dim):
         raise ValueError(f"data has obs_dim={data.obs_dim}, act_dim={data.act_dim} but the model was built "
                          f"for obs_dim={model.obs_dim}, act_dim={model.act_dim}")
-    if len(data) < 1:
-        raise ValueError("cannot fit to an empty data set")
-    for name in ("obs", "act", "next_obs"):
-        if not torch.isfinite(getattr(data, name)).all():
-            raise ValueError(f"data.{name} has NaN or inf entries; remove those transitions first")
-    steps = spec.steps if steps is None else int(steps)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    device = _resolve_device(device)
-    check_every = default_check_every(device) if check_every is None else int(check_every)
-    if check_every < 1:
-        raise ValueError(f"check_every must be >= 1, got {check_every}")
+    check_data(data)
+    steps, device, check_every = loop_settings(spec, steps, device, check_every)
     if not family.fitted_by_svi:  # e.g. NUTS: the family makes its posterior itself
         if init is not None:
             raise ValueError(f"family {spec.family!r} is not fitted by SVI and cannot warm-start from init")

@@ -114,18 +114,24 @@ def all_params(post):
     return [p.detach() for p in post.guide.parameters()] + [p.detach() for p in post.model.parameters()]
 
 
-@pytest.mark.parametrize("check_every", [1, 10])
-def test_on_device_divergence_check_names_the_step_and_keeps_the_last_good_state(check_every):
-    """A NaN injected at step 37 is reported as step 37 whether the host looks every step or every
-    10 (it looks at step 39 then), and the parameters are those of a clean 37-step fit, bit for bit."""
-    data = linear_system(300)
+def nan_at_call(k: int, data):
+    """A small BNN whose k-th likelihood forward pass (0-based: step k) returns NaN, and its call counter."""
     model = pprl.build_model(BNN_SMALL, data.obs_dim, data.act_dim)
     calls, plain = itertools.count(), model.mean_local_reparam
 
     def poisoned(*args, **kwargs):
         f = plain(*args, **kwargs)
-        return f * float("nan") if next(calls) == 37 else f
+        return f * float("nan") if next(calls) == k else f
     model.mean_local_reparam = poisoned
+    return model, calls
+
+
+@pytest.mark.parametrize("check_every", [1, 10])
+def test_on_device_divergence_check_names_the_step_and_keeps_the_last_good_state(check_every):
+    """A NaN injected at step 37 is reported as step 37 whether the host looks every step or every
+    10 (it looks at step 39 then), and the parameters are those of a clean 37-step fit, bit for bit."""
+    data = linear_system(300)
+    model, calls = nan_at_call(37, data)
     with pytest.raises(pprl.FitDiverged, match=r"non-finite ELBO \(nan\) at step 37 ") as info:
         pprl.fit(model, CONSTANT_LR, data, seed=3, check_every=check_every, progress=False)
     assert next(calls) == (38 if check_every == 1 else 40)  # steps 0..37, or on to the check after step 39
@@ -141,13 +147,7 @@ def test_a_checkpoint_is_never_written_past_a_bad_step(tmp_path):
     """Checkpoints every 20 steps, the host's check every 50: the NaN at step 37 is found at the
     checkpoint after step 39, which then holds the state after step 36, not a later one."""
     data = linear_system(300)
-    model = pprl.build_model(BNN_SMALL, data.obs_dim, data.act_dim)
-    calls, plain = itertools.count(), model.mean_local_reparam
-
-    def poisoned(*args, **kwargs):
-        f = plain(*args, **kwargs)
-        return f * float("nan") if next(calls) == 37 else f
-    model.mean_local_reparam = poisoned
+    model, calls = nan_at_call(37, data)
     with pytest.raises(pprl.FitDiverged, match=r"at step 37 "):
         pprl.fit(model, CONSTANT_LR, data, seed=3, check_every=50, out_dir=tmp_path, checkpoint_every=20,
                  progress=False)
@@ -229,13 +229,7 @@ def test_fit_on_cuda(pendulum):
 def test_deferred_divergence_check_on_cuda():
     """On a GPU the host reads the guard every 64 steps by default; the bad step is still named."""
     data = linear_system(300)
-    model = pprl.build_model(BNN_SMALL, data.obs_dim, data.act_dim)
-    calls, plain = itertools.count(), model.mean_local_reparam
-
-    def poisoned(*args, **kwargs):
-        f = plain(*args, **kwargs)
-        return f * float("nan") if next(calls) == 37 else f
-    model.mean_local_reparam = poisoned
+    model, calls = nan_at_call(37, data)
     with pytest.raises(pprl.FitDiverged, match=r"at step 37 ") as info:
         pprl.fit(model, CONSTANT_LR, data, seed=3, device="cuda", progress=False)
     assert next(calls) == 60  # ran on to the check at the last step
