@@ -39,6 +39,18 @@ def test_num_runs_equals_separate_fits_with_the_same_seeds(family, extra):
     assert (many[0].mean_theta() - many[1].mean_theta()).abs().max() > 1e-2
 
 
+@pytest.mark.parametrize("model", [
+    {"type": "linear_gaussian", "likelihood": {"noise_scale": 0.3}},  # no learned parameter in the model
+    {"type": "bnn", "hidden_sizes": [8], "likelihood": {"type": "student_t", "df": 4.0, "learn_noise": True}},
+])
+def test_other_models_and_likelihoods(model):
+    data = linear_system(200)
+    spec = {"family": "low_rank", "steps": 30, "batch_size": 50, "options": {"rank": 2}}
+    many = pprl.fit(model, spec, data, seed=2, num_runs=2, progress=False)
+    for r, got in enumerate(many):
+        assert_same_fit(got, pprl.fit(model, spec, data, seed=2 + r, progress=False))
+
+
 def test_one_data_set_per_run():
     sets = [linear_system(200, seed=s) for s in (0, 1)]
     spec = {"family": "mean_field", "steps": 40, "batch_size": 50}
