@@ -24,6 +24,9 @@ def add_parser(subparsers) -> None:
                                     "evaluate (a pendulum channel defaults to a 41×41 (θ, θ̇) grid)")
     p.add_argument("--num-samples", type=positive_int, default=512,
                    help="continuous channels: Monte-Carlo draws per state of the variational bound")
+    p.add_argument("--nominal-points", type=positive_int, default=1,
+                   help="continuous channels: the linearised estimate's tangent is taken at the action box's centre "
+                        "(1) or at the best of n constant actions spread over the box")
     p.add_argument("-o", "--output", required=True, help="output directory (created if missing)")
     add_seed_option(p, "the variational estimator")
     add_device_option(p)
@@ -132,7 +135,8 @@ def run_continuous(args, channel) -> int:
         per_action = float(((channel.action_high - channel.action_low) ** 2 / 12).sum())
     power = args.horizon * per_action
     with torch_threads(args.threads):
-        linear = linearised_empowerment(channel, states, args.horizon, power).double()
+        linear = linearised_empowerment(channel, states, args.horizon, power,
+                                        nominal_points=args.nominal_points).double()
         est = Empowerment(channel, args.horizon, states=states, lr=3e-3, seed=args.seed, device=args.device)
         est.fit(args.fit_steps, progress=not args.quiet)
         value, stderr = (x.cpu().double() for x in est.estimate(states, num_samples=args.num_samples))
@@ -164,7 +168,8 @@ def run_continuous(args, channel) -> int:
     summary = {"channel": str(args.channel), "horizon": args.horizon, "states": len(states), "power": power,
                "linearised_mean": float(linear.mean()), "linearised_max": float(linear.max()),
                "variational_mean": float(value.mean()), "variational_max": float(value.max()),
-               "correlation": corr, "fit_steps": args.fit_steps, "seed": args.seed,
+               "nominal_points": args.nominal_points, "correlation": corr, "fit_steps": args.fit_steps,
+               "seed": args.seed,
                "argmax_linearised": states[int(linear.argmax())].tolist(),
                "argmax_variational": states[int(value.argmax())].tolist()}
     write_json(out / "summary.json", summary)

@@ -366,10 +366,33 @@ def continuous_batch(nets: ContinuousNets, channel, s: torch.Tensor, M: int, g: 
 
 
 
+def nominal_sequences(channel, horizon: int, points: int) -> torch.Tensor:
+    """The constant action sequences the tangent channel is taken at, ``[C, K, m]`` (float64):
+    ``points = 1`` → the middle of the action box (a = 0 for an unbounded one); ``points = n > 1``
+    → every constant sequence on the n interior points of a uniform grid over the box,
+    low + (high − low)·j/(n + 1), j = 1 … n, per action dimension (n^m sequences)."""
+    low, high = getattr(channel, "action_low", None), getattr(channel, "action_high", None)
+    m = channel.act_dim
+    if int(points) < 1:
+        raise ValueError(f"nominal_points must be >= 1, got {points}")
+    if low is None:
+        if points != 1:
+            raise ValueError("nominal_points > 1 needs a channel with an action box (action_low/action_high)")
+        return torch.zeros(1, horizon, m, dtype=torch.float64)
+    low, high = low.double(), high.double()
+    if points == 1:
+        return ((low + high) / 2).expand(1, horizon, m).clone()
+    if points ** m > 4096:
+        raise ValueError(f"nominal_points ** act_dim = {points ** m} nominal sequences; at most 4096")
+    frac = torch.arange(1, points + 1, dtype=torch.float64) / (points + 1)
+    grid = torch.cartesian_prod(*[low[i] + (high[i] - low[i]) * frac for i in range(m)]).reshape(-1, m)
+    return grid[:, None, :].expand(-1, horizon, m).clone()
+
+
 def linearised_empowerment(channel, states: torch.Tensor, horizon: int, power: float,
-                           chunk_size: int = 1024) -> torch.Tensor:
-    """The fast closed-form estimate: each state's K-step channel linearised at the middle of the
-    action box (a = 0 for an unbounded one) and the noise at 0,
+                           chunk_size: int = 1024, nominal_points: int = 1) -> torch.Tensor:
+    """The fast closed-form estimate: each state's K-step channel linearised at a nominal action
+    sequence ā and the noise at 0,
 
         s_K ≈ F(s, ā, 0) + J_a (a − ā) + J_ε ε,   J_a = ∂s_K/∂a_{1:K},  J_ε = ∂s_K/∂ε,
 
@@ -378,8 +401,15 @@ def linearised_empowerment(channel, states: torch.Tensor, horizon: int, power: f
     2013; Zhao et al. 2021 fit J_a directly). Exact for a linear-Gaussian channel; for a nonlinear
     one it is the capacity of the tangent channel, not a bound on the true capacity, and it ignores
     the action box beyond the power it is given (a uniform box has E‖a − ā‖² = Σ (high − low)²/12
-    per step). Batched over ``states [N, n]`` with ``torch.func`` (``chunk_size`` states at a time)
-    → ``[N]`` nats."""
+    per step).
+
+    ā: with ``nominal_points = 1`` the middle of the action box (a = 0 for an unbounded one), so
+    E(s) is read off the passive (zero-torque) trajectory from s. With ``nominal_points = n > 1``
+    the estimate is the largest tangent capacity over the n^m constant sequences of
+    :func:`nominal_sequences`: the source may centre its inputs anywhere in the box, and a state
+    the actions can steer back onto a highly empowered path then counts as such, where the
+    passive linearisation sees only where s drifts. Batched over ``states [N, n]`` with
+    ``torch.func`` (``chunk_size`` states at a time) → ``[N]`` nats."""
     from torch.func import jacrev, vmap
 
     from .exact import water_filling_batched
@@ -393,21 +423,22 @@ def linearised_empowerment(channel, states: torch.Tensor, horizon: int, power: f
     if int(horizon) < 1 or not power > 0:
         raise ValueError(f"horizon must be >= 1 and power > 0, got {horizon}, {power}")
     K, m = int(horizon), channel.act_dim
-    low, high = getattr(channel, "action_low", None), getattr(channel, "action_high", None)
-    mid = torch.zeros(m, dtype=torch.float64) if low is None else ((low + high) / 2).double()
-    a0 = mid.expand(K, m).to(s.device)
+    nominal = nominal_sequences(channel, K, int(nominal_points)).to(s.device)
     e0 = torch.zeros(channel.noise_shape(K), dtype=torch.float64, device=s.device)
 
     def one(x, a, e):
         return channel.rollout(x[None], a[None], e[None])[0]
 
     jac = vmap(jacrev(one, argnums=(1, 2)), in_dims=(0, None, None))
-    out = []
-    for start in range(0, len(s), chunk_size):
-        Ja, Je = jac(s[start:start + chunk_size], a0, e0)
-        n = Ja.shape[1]
-        Ja, Je = Ja.reshape(-1, n, K * m), Je.reshape(-1, n, e0.numel())
-        cov = Je @ Je.transpose(-1, -2) + 1e-12 * torch.eye(n, dtype=s.dtype, device=s.device)
-        white = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), Ja, upper=False)
-        out.append(water_filling_batched(torch.linalg.svdvals(white), 1.0, power)[0])
-    return torch.cat(out).float()
+    best = torch.full((len(s),), -torch.inf, dtype=torch.float64, device=s.device)
+    for a0 in nominal:  # a handful of nominal sequences; each pass is batched over the states
+        out = []
+        for start in range(0, len(s), chunk_size):
+            Ja, Je = jac(s[start:start + chunk_size], a0, e0)
+            n = Ja.shape[1]
+            Ja, Je = Ja.reshape(-1, n, K * m), Je.reshape(-1, n, e0.numel())
+            cov = Je @ Je.transpose(-1, -2) + 1e-12 * torch.eye(n, dtype=s.dtype, device=s.device)
+            white = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), Ja, upper=False)
+            out.append(water_filling_batched(torch.linalg.svdvals(white), 1.0, power)[0])
+        best = torch.maximum(best, torch.cat(out))
+    return best.float()

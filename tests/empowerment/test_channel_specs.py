@@ -128,6 +128,13 @@ def test_empowerment_command_on_continuous_channels(tmp_path, capsys, saved_post
     table = pd.read_csv(out / "states.csv")
     exact = linear_gaussian_empowerment(truth, 2, 2 * 4 / 12)
     assert table["linearised"].to_numpy() == pytest.approx(np.full(20, exact), rel=0.05)
+    # linear dynamics: the tangent is the same at every nominal action, so --nominal-points changes nothing
+    assert main(["empowerment", str(spec), "--horizon", "2", "--states", str(tmp_path / "states.npz"),
+                 "--nominal-points", "3", "--fit-steps", "1", "--num-samples", "4", "-o", str(tmp_path / "n3"),
+                 "--quiet"]) == 0
+    assert pd.read_csv(tmp_path / "n3" / "states.csv")["linearised"].to_numpy() == pytest.approx(
+        table["linearised"].to_numpy(), rel=1e-5)
+    assert json.loads((tmp_path / "n3" / "summary.json").read_text())["nominal_points"] == 3
     capsys.readouterr()
     assert main(["empowerment", str(spec), "-o", str(tmp_path / "x")]) == 2
     assert "needs --states" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from pprl import Empowerment
 from pprl.data import Transitions
 from pprl.empowerment import (AmplitudeLimitedChannel, LinearGaussianChannel, PendulumChannel, PosteriorChannel,
                               amplitude_limited_capacity, linear_gaussian_empowerment, linearised_empowerment)
+from pprl.empowerment.continuous import nominal_sequences
 
 
 def test_pendulum_channel_is_gymnasiums_pendulum():
@@ -57,6 +58,45 @@ def test_pendulum_is_most_empowered_upright_under_sensor_noise():
     # process noise is stretched like the actions: the upright advantage mostly goes (docstring)
     process = linearised_empowerment(PendulumChannel(0.05, "step", action_repeat=5), s, 4, 4 * 16 / 12)
     assert float(process[16] - process[0]) < 0.5 * float(sensor[16] - sensor[0])
+
+
+def test_nominal_sequences_span_the_box_interior():
+    class Box2:
+        act_dim, action_low, action_high = 2, torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 4.0])
+
+    centre = nominal_sequences(Box2, 3, 1)
+    torch.testing.assert_close(centre, torch.tensor([[[0.0, 2.0]] * 3], dtype=torch.float64))
+    grid = nominal_sequences(Box2, 3, 3)  # interior points 1/4, 1/2, 3/4 of each side: 3² constant sequences
+    assert grid.shape == (9, 3, 2) and (grid == grid[:, :1]).all()
+    assert sorted(set(grid[:, 0, 0].tolist())) == [-0.5, 0.0, 0.5] and sorted(set(grid[:, 0, 1].tolist())) == [1, 2, 3]
+    unbounded = LinearGaussianChannel(torch.eye(2), torch.ones(2, 1), 0.5)
+    with pytest.raises(ValueError, match="action box"):
+        linearised_empowerment(unbounded, torch.zeros(3, 2), 2, 1.0, nominal_points=3)
+    with pytest.raises(ValueError, match=">= 1"):
+        nominal_sequences(Box2, 3, 0)
+
+
+def test_nominal_points_change_nothing_where_the_channel_is_linear():
+    # s' = s + a + σε is linear inside its box: every nominal sequence has the same tangent channel
+    channel = AmplitudeLimitedChannel(0.2)
+    s = torch.linspace(-2, 2, 7)[:, None]
+    torch.testing.assert_close(linearised_empowerment(channel, s, 2, 0.5, nominal_points=5),
+                               linearised_empowerment(channel, s, 2, 0.5))
+
+
+def test_best_nominal_sequence_widens_the_pendulums_upright_peak():
+    """At the centre (zero torque) E(s) is read off the passive trajectory, so a pendulum at rest
+    0.1 rad from the top (falling away) already loses 0.15 nats; with the best of 7 constant
+    torques, one of which steers it back, it keeps the top's value. Hanging stays far below, and
+    the grid holds the centre, so the best is never below it."""
+    channel = PendulumChannel(0.05, "final", action_repeat=5)
+    theta = torch.tensor([0.0, 0.1, -0.1, math.pi, 1.0])
+    s = torch.stack([theta.cos(), theta.sin(), torch.zeros_like(theta)], -1)
+    centre = linearised_empowerment(channel, s, 4, 16 / 3)
+    best = linearised_empowerment(channel, s, 4, 16 / 3, nominal_points=7)
+    assert float(centre[0] - centre[1]) > 0.1 and float(centre[0] - centre[2]) > 0.1
+    assert abs(float(best[0] - best[1])) < 0.01 and abs(float(best[0] - best[2])) < 0.01
+    assert (best >= centre - 1e-6).all() and float(best[0] - best[3]) > 1.5 and int(best.argmax()) in (0, 1, 2)
 
 
 def test_learned_channel_of_a_linear_gaussian_system_has_its_empowerment():

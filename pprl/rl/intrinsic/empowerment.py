@@ -15,6 +15,7 @@
       noise: final             # where the channel's Gaussian noise enters: final (sensor) or step
       action_repeat: 1         # each of the K actions held this many env steps
       power: null              # linearised: E‖a_k − ā‖² per action (default: a uniform box's Σ(high−low)²/12)
+      nominal_points: 1        # linearised: tangent at the box's centre (1), or the best of n constant torques
       noise_std: 0.05          # pendulum: σ on (θ, θ̇)
       model: bnn_dynamics      # learned: the dynamics model and its family, fitted online
       family: mean_field
@@ -55,7 +56,7 @@ CHANNELS = ("gridworld", "pendulum", "learned")
 METHODS = {"gridworld": ("exact", "variational"), "pendulum": ("linearised", "variational"),
            "learned": ("linearised", "variational")}
 _GRID = ("layout", "slip", "tol")
-_CONTINUOUS = ("noise", "action_repeat", "power")
+_CONTINUOUS = ("noise", "action_repeat", "power", "nominal_points")
 ONLY = {"gridworld": _GRID, "pendulum": (*_CONTINUOUS, "noise_std"),
         "learned": (*_CONTINUOUS, "model", "family", "action_low", "action_high", "noise_scale", "theta",
                     "initial_fit_steps", "refit_steps", "replay_size")}
@@ -81,6 +82,7 @@ class EmpowermentSpec(IntrinsicSpec):
     noise: str = "final"
     action_repeat: int = 1
     power: float | None = None
+    nominal_points: int = 1
     noise_std: float = 0.05
     model: ModelSpec | None = None
     inference: InferenceSpec | None = None
@@ -112,7 +114,8 @@ class EmpowermentSpec(IntrinsicSpec):
             if owners:
                 raise SpecError(f"{src}: field 'intrinsic.{name}' applies to channel {' or '.join(owners)}, "
                                 f"not {channel!r}")
-        for name in ("horizon", "fit_steps", "num_samples", "action_repeat", "initial_fit_steps", "replay_size"):
+        for name in ("horizon", "fit_steps", "num_samples", "action_repeat", "nominal_points", "initial_fit_steps",
+                     "replay_size"):
             if name in data:
                 out[name] = _check_positive(_check_type(data[name], int, f"intrinsic.{name}", src),
                                             f"intrinsic.{name}", src)
@@ -172,7 +175,7 @@ class EmpowermentSpec(IntrinsicSpec):
                "fit_steps": self.fit_steps, "num_samples": self.num_samples}
         if self.channel == "gridworld":
             return {**out, "layout": list(self.layout), "slip": self.slip, "tol": self.tol}
-        out.update(noise=self.noise, action_repeat=self.action_repeat, power=self.power)
+        out.update(noise=self.noise, action_repeat=self.action_repeat, power=self.power, nominal_points=self.nominal_points)
         if self.channel == "pendulum":
             return {**out, "noise_std": self.noise_std}
         return {**out, "model": self.model.to_dict(), "family": self.inference.to_dict(),

@@ -91,7 +91,8 @@ class ContinuousEmpowerment:
         """E_K(s) of ``states [N, obs_dim]`` → ``[N]`` nats (CPU float32)."""
         states = states.to(self.device, torch.float32)
         if self.spec.method == "linearised":
-            return linearised_empowerment(self.channel, states, self.spec.horizon, self.power).cpu()
+            return linearised_empowerment(self.channel, states, self.spec.horizon, self.power,
+                                          nominal_points=self.spec.nominal_points).cpu()
         return self.estimator(states, num_samples=self.spec.num_samples).float().cpu()
 
     def reward(self, transitions: Transitions) -> torch.Tensor:

@@ -56,6 +56,20 @@ def test_pendulum_channel_reward_is_its_linearised_empowerment():
         make_intrinsic(spec, obs_dim=2, act_dim=5)
 
 
+def test_nominal_points_reach_the_reward_and_round_trip():
+    spec = EmpowermentSpec.from_dict({"type": "empowerment", "channel": "pendulum", "horizon": 2, "action_repeat": 3,
+                                      "nominal_points": 5})
+    assert spec.nominal_points == 5 and EmpowermentSpec.from_dict(spec.to_dict()) == spec
+    data = pendulum_batch(32)
+    expected = linearised_empowerment(PendulumChannel(0.05, "final", 3), data.next_obs, 2, 2 * 16 / 12,
+                                      nominal_points=5)
+    torch.testing.assert_close(make_intrinsic(spec, obs_dim=3, act_dim=1).reward(data), expected)
+    with pytest.raises(SpecError, match="nominal_points"):
+        EmpowermentSpec.from_dict({"type": "empowerment", "channel": "pendulum", "nominal_points": 0})
+    with pytest.raises(SpecError, match="nominal_points"):
+        EmpowermentSpec.from_dict({"type": "empowerment", "nominal_points": 3})  # gridworld: no such field
+
+
 def test_learned_channel_is_fitted_online_and_resumes_exactly():
     spec = EmpowermentSpec.from_dict(block(initial_fit_steps=200, refit_steps=20), "x.yaml")
     bonus = make_intrinsic(spec, obs_dim=3, act_dim=1, seed=0)
