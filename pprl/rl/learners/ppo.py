@@ -13,13 +13,15 @@ time-limit truncation bootstraps from V(final obs) while a termination does not.
 Implementation details (orthogonal init, per-minibatch advantage normalisation, clipped value
 loss, observation / reward normalisation with clipping at ±10, Adam eps 1e-5, linear lr
 annealing) follow CleanRL's ppo.py and ppo_continuous_action.py (Huang et al. 2022,
-"The 37 Implementation Details of Proximal Policy Optimization"). Auxiliary losses
+"The 37 Implementation Details of Proximal Policy Optimization"). Optionally the rewards are
+centred first, r − r̄ (``center_rewards``; Naik et al. 2024, "Reward Centering"). Auxiliary losses
 (``pprl.rl.auxiliary``) add their terms to L on the same minibatches.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -210,8 +212,10 @@ class PPO:
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.learning_rate, eps=1e-5)
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.obs_rms, self.ret_rms = RunningMeanStd((self.obs_dim,)), RunningMeanStd(())
+        self.reward_rms = RunningMeanStd(())  # r̄ for center_rewards
         self._disc_return = torch.zeros(config.num_envs, dtype=torch.float64)  # for reward scaling
         self.global_step = 0
+        self._warned_termination = False
 
         self.envs.action_space.seed(seed)
         obs, _ = self.envs.reset(seed=seed)
@@ -287,6 +291,16 @@ class PPO:
             final_values=final_values, next_value=self.agent.value(self._policy_input(self._obs)),
             transitions=transitions, episodes=episodes, policy_obs=policy_obs)
 
+    def _center_rewards(self, rewards: Tensor, terminated: Tensor) -> Tensor:
+        """r − r̄, r̄ the mean of every reward seen so far, this rollout's included (``center_rewards``)."""
+        if bool(terminated.any()) and not self._warned_termination:
+            self._warned_termination = True
+            warnings.warn("learner.center_rewards: an episode terminated; subtracting the mean reward changes "
+                          "which episode lengths pay, so the centred problem's optimum can differ from the "
+                          "original's (centering is meant for time limits only)", stacklevel=3)
+        self.reward_rms.update(rewards)
+        return rewards - float(self.reward_rms.mean)
+
     def _scale_rewards(self, rewards: Tensor, done: Tensor) -> Tensor:
         """r / std(discounted return), the return tracked per env across rollouts (gymnasium's NormalizeReward)."""
         r64, done = rewards.detach().to("cpu", torch.float64), done.cpu()
@@ -307,6 +321,8 @@ class PPO:
         rewards = (rollout.rewards if rewards is None else rewards).to(dev, torch.float32)
         if rewards.shape != rollout.rewards.shape:
             raise ValueError(f"rewards must have shape {tuple(rollout.rewards.shape)}, got {tuple(rewards.shape)}")
+        if cfg.center_rewards:
+            rewards = self._center_rewards(rewards, rollout.terminated)
         if cfg.norm_reward:
             rewards = self._scale_rewards(rewards, rollout.terminated | rollout.truncated)
         advantages, returns = gae(rewards, rollout.values, rollout.next_value, rollout.terminated,
@@ -407,6 +423,7 @@ class PPO:
         tensors and numbers for torch.load(weights_only=True): a resume continues exactly."""
         return {"agent": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "obs_rms": self.obs_rms.state_dict(), "ret_rms": self.ret_rms.state_dict(),
+                "reward_rms": self.reward_rms.state_dict(),
                 "disc_return": self._disc_return.clone(), "global_step": int(self.global_step),
                 "generator": self.generator.get_state(), "env": env_state(self.envs, self._obs, self._episodes)}
 
@@ -415,6 +432,8 @@ class PPO:
         self.optimizer.load_state_dict(state["optimizer"])
         self.obs_rms.load_state_dict(state["obs_rms"])
         self.ret_rms.load_state_dict(state["ret_rms"])
+        if "reward_rms" in state:  # checkpoints from before center_rewards existed
+            self.reward_rms.load_state_dict(state["reward_rms"])
         self._disc_return = state["disc_return"].clone()
         self.global_step = int(state["global_step"])
         self.generator.set_state(state["generator"])

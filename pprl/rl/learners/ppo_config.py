@@ -49,6 +49,13 @@ class PPOConfig(LearnerConfig):
     """Normalise policy/value inputs by a running mean/std of observations (clipped at ±10)."""
     norm_reward: bool = _field(True, _BOOL, None, "true, false")
     """Divide rewards by the running std of discounted returns (clipped at ±10)."""
+    center_rewards: bool = _field(False, _BOOL, None, "true, false")
+    """Subtract the running mean r̄ of all rewards seen so far before scaling (Naik et al. 2024,
+    "Reward Centering"). A constant offset c in every reward adds c/(1 − γ) to every value, which
+    the critic must fit around the small differences between states that carry the signal; an
+    intrinsic reward far from 0 (empowerment: nats) is such a case. With time limits only
+    (truncations bootstrap) the optimal policy is unchanged; where episodes terminate an offset
+    changes which episode lengths pay, so centering changes the problem (a warning says so)."""
     hidden_sizes: tuple[int, ...] = _field((64, 64), _INTS, lambda v: all(s >= 1 for s in v),
                                            "a list of integers >= 1")
     """Hidden layer widths of both the actor and the critic MLP (tanh)."""

@@ -168,6 +168,44 @@ def test_state_dict_round_trip(tmp_path):
     a.close(), b.close()
 
 
+def test_centered_rewards_make_the_update_blind_to_a_constant_offset():
+    """center_rewards subtracts the running mean of all rewards seen: a constant c added to every
+    reward then cancels, so two learners fed r and r + 7 end with the same parameters; without
+    centering the offset changes them (the critic must fit c/(1 − γ))."""
+    def final_params(offset, center):
+        ppo = PPO("Pendulum-v1", PPOConfig(**SMALL, center_rewards=center), seed=0)
+        for _ in range(3):
+            rollout = ppo.collect()
+            ppo.update(rollout, rewards=rollout.rewards + offset)
+        params = torch.cat([q.detach().reshape(-1) for q in ppo.agent.parameters()])
+        seen = ppo.reward_rms.mean
+        ppo.close()
+        return params, seen
+
+    centred, mean0 = final_params(0.0, True)
+    shifted, mean7 = final_params(7.0, True)
+    torch.testing.assert_close(shifted, centred, atol=2e-5, rtol=0)
+    assert float(mean7 - mean0) == pytest.approx(7.0, abs=1e-4)
+    plain, _ = final_params(0.0, False)
+    plain_shifted, _ = final_params(7.0, False)
+    assert (plain_shifted - plain).abs().max() > 1e-3
+
+
+def test_centering_warns_once_when_episodes_terminate():
+    ppo = PPO("CartPole-v1", PPOConfig(**SMALL, center_rewards=True), seed=0)
+    rollout = ppo.collect()
+    while not rollout.terminated.any():
+        rollout = ppo.collect()
+    with pytest.warns(UserWarning, match="center_rewards"):
+        ppo.update(rollout)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ppo.update(rollout)
+    ppo.close()
+
+
 def test_running_mean_std_matches_pooled_moments():
     """Batches merged by the parallel (Chan et al.) update give the moments of the pooled data."""
     g = torch.Generator().manual_seed(0)
