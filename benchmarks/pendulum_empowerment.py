@@ -9,7 +9,9 @@ channel learned online), ``known`` (the same with ``channel: pendulum``, the sim
 equations with the same sensor noise) and ``no_reward`` (no intrinsic reward: PPO on a zero
 reward, the behaviour the policy's initialisation and entropy give); and the control ``extrinsic``
 (PPO on the pendulum's own reward, the same learner and budget: can this learner balance at all
-in this budget?). Each trained policy then runs 10 deterministic evaluation
+in this budget?). Two ablations of the known channel take back one of the example's settings each:
+``known_passive`` (E linearised at zero torque, ``nominal_points: 1``) and ``known_uncentred``
+(``learner.center_rewards: false``). Each trained policy then runs 10 deterministic evaluation
 episodes (200 steps, random starts); reported per seed: the fraction of the last 99 states with
 |θ| < 0.3 rad (upright), the mean cos θ over those steps, and the pendulum's own return
 (−Σ θ² + 0.1 θ̇² + 0.001 u², higher = more upright). Aggregates: the IQM over seeds with a
@@ -27,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-METHODS = ("learned", "known", "no_reward", "extrinsic")
+METHODS = ("learned", "known", "no_reward", "extrinsic", "known_passive", "known_uncentred")
 UPRIGHT = 0.3  # rad
 
 
@@ -39,11 +41,15 @@ def spec(method: str) -> dict:
         data["intrinsic"], data["name"] = {"type": "none"}, "pendulum_no_reward"
     elif method == "extrinsic":  # the control: the same learner and budget on the pendulum's own reward
         data["intrinsic"], data["name"], data["extrinsic_weight"] = {"type": "none"}, "pendulum_extrinsic", 1.0
-    elif method == "known":
+    elif method.startswith("known"):
         block = data["intrinsic"]
         for name in ("model", "family", "action_low", "action_high", "initial_fit_steps", "refit_steps"):
             block.pop(name, None)
-        block["channel"], block["noise_std"], data["name"] = "pendulum", 0.05, "pendulum_empowerment_known"
+        block["channel"], block["noise_std"], data["name"] = "pendulum", 0.05, f"pendulum_empowerment_{method}"
+        if method == "known_passive":  # ablation: E linearised at zero torque, the passive trajectory
+            block["nominal_points"] = 1
+        elif method == "known_uncentred":  # ablation: the learner sees E's ~7-nat level
+            data["learner"]["center_rewards"] = False
     return data
 
 
@@ -109,13 +115,15 @@ def landscape(run_dir: Path, n: int = 61):
     block = parse_experiment(state["spec"]).intrinsic
     if block.channel == "learned":
         channel = PosteriorChannel(posterior_from_state(state["intrinsic"]["posterior"]), block.action_low,
-                                   block.action_high, noise=block.noise, action_repeat=block.action_repeat)
+                                   block.action_high, noise=block.noise, noise_std=block.noise_std,
+                                   action_repeat=block.action_repeat)
     else:
         channel = PendulumChannel(block.noise_std, block.noise, block.action_repeat)
     th, thd = torch.meshgrid(torch.linspace(-math.pi, math.pi, n), torch.linspace(-8, 8, n), indexing="ij")
     s = torch.stack([th.cos(), th.sin(), thd], -1).reshape(-1, 3)
     power = block.horizon * float(((channel.action_high - channel.action_low) ** 2 / 12).sum())
-    return channel, block, power, linearised_empowerment(channel, s, block.horizon, power).reshape(n, n).numpy()
+    emp = linearised_empowerment(channel, s, block.horizon, power, nominal_points=block.nominal_points)
+    return channel, block, power, emp.reshape(n, n).numpy()
 
 
 def plot(out: Path, seed: int) -> None:
@@ -152,7 +160,7 @@ def plot(out: Path, seed: int) -> None:
             obs, _ = rollouts(out / f"{method}-seed{seed}")
             T, E, _ = obs.shape
             values = linearised_empowerment(channel, torch.from_numpy(obs.reshape(-1, 3)).float(), block.horizon,
-                                            power).reshape(T, E).numpy()
+                                            power, nominal_points=block.nominal_points).reshape(T, E).numpy()
             ax.plot(values, color=colour, alpha=0.2, lw=0.7)
             ax.plot(values.mean(1), color=colour, lw=2.5, label=f"{method} agent (mean of {E})")
         ax.set(xlabel="step", ylabel=f"E(s_t) under the {name} channel (nats)",

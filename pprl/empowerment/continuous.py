@@ -114,6 +114,12 @@ class PosteriorChannel:
     Gaussian noise scale (in its normalised target units) times ``noise_scale``; with
     ``noise="final"`` (default) ε enters at the last step only and the earlier steps follow the
     mean, with ``noise="step"`` at every step (see :class:`PendulumChannel` for why it matters).
+    With ``noise_std`` the noise is declared instead: s' = to_next_obs(s, y) + ``noise_std``·ε,
+    isotropic in the observation's own units, as a known channel declares its sensor noise. The
+    model's σ is its fit residual, small and uneven across dimensions where the system is nearly
+    deterministic, and the channel's noise sets the resolution at which empowerment counts
+    distinguishable outcomes; a declared σ makes that resolution the user's choice rather than the
+    fit's.
     ``theta="mean"`` uses θ = E_q[θ] for every rollout; ``theta="sample"`` draws ``num_thetas``
     θ ~ q per call (seeded by ``seed`` plus a call counter, so runs repeat) and gives rollout i the
     draw i mod ``num_thetas`` for all steps: the model's uncertainty then adds to the channel's
@@ -122,7 +128,8 @@ class PosteriorChannel:
     posterior."""
 
     def __init__(self, posterior, action_low, action_high, *, theta: str = "mean", num_thetas: int = 8,
-                 noise: str = "final", noise_scale: float = 1.0, action_repeat: int = 1, seed: int = 0):
+                 noise: str = "final", noise_scale: float = 1.0, noise_std: float | None = None,
+                 action_repeat: int = 1, seed: int = 0):
         if theta not in ("mean", "sample"):
             raise ValueError(f"theta must be 'mean' or 'sample', got {theta!r}")
         model = posterior.model
@@ -131,10 +138,14 @@ class PosteriorChannel:
                              f"{model.spec.likelihood.type!r}")
         if int(num_thetas) < 1 or not noise_scale > 0:
             raise ValueError(f"num_thetas must be >= 1 and noise_scale > 0, got {num_thetas}, {noise_scale}")
+        if noise_std is not None and not (noise_std > 0 and noise_scale == 1.0):
+            raise ValueError(f"noise_std must be > 0 and replaces the model's noise (noise_scale must stay 1), got "
+                             f"noise_std={noise_std}, noise_scale={noise_scale}")
         self.repeat = _check_common(noise, action_repeat)
         self.theta, self.num_thetas, self.seed = theta, int(num_thetas), int(seed)
         self.posterior = posterior
         self.noise, self.noise_scale = noise, float(noise_scale)
+        self.noise_std = None if noise_std is None else float(noise_std)
         self.obs_dim, self.act_dim = model.obs_dim, model.act_dim
         self.action_low, self.action_high = _box(action_low, action_high, self.act_dim)
         self.calls = 0
@@ -164,16 +175,19 @@ class PosteriorChannel:
         theta = self._thetas().to(s)  # [T, D]
         T, N = theta.shape[0], s.shape[0]
         rows = torch.arange(N, device=s.device)
+        declared = self.noise_std is not None
         scale = self.noise_scale * model.noise_scale.detach().to(s)
         steps = a.shape[1] * self.repeat
         for j in range(steps):
             f = self.posterior.predictive_mean(theta, model.inputs(s, a[:, j // self.repeat]))  # [T, N, n]
             f = f[0] if T == 1 else f[rows % T, rows]  # rollout i uses θ_{i mod T}
-            if self.noise == "step":
-                f = f + scale * noise[:, j]
-            elif j == steps - 1:
-                f = f + scale * noise[:, 0]
-            s = model.to_next_obs(s, f)
+            eps = noise[:, j] if self.noise == "step" else noise[:, 0] if j == steps - 1 else None
+            if eps is None:
+                s = model.to_next_obs(s, f)
+            elif declared:  # in observation units, on the state reached
+                s = model.to_next_obs(s, f) + self.noise_std * eps
+            else:  # the model's own noise, in its target units
+                s = model.to_next_obs(s, f + scale * eps)
         return s
 
 

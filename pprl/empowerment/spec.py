@@ -5,7 +5,8 @@
     channel: pendulum             # noise_std, noise (final | step), action_repeat, power
     channel: learned              # posterior (a saved Posterior, path relative to the YAML file),
                                   # action_low, action_high, theta (mean | sample), num_thetas,
-                                  # noise, noise_scale, action_repeat, power
+                                  # noise, noise_scale or noise_std (declared noise in the
+                                  # observation's units instead of the model's), action_repeat, power
 
 ``power`` of a continuous channel (pendulum, learned) is optional: the linearised estimate's
 E‖a − ā‖² budget per action (default: a uniform box, Σ (high − low)²/12), set as the attribute
@@ -30,7 +31,8 @@ _CONTINUOUS = {"channel", "noise", "action_repeat", "power"}
 FIELDS = {"gridworld": {"channel", "layout", "slip"},
           "linear_gaussian": {"channel", "A", "B", "noise_std", "power"},
           "pendulum": _CONTINUOUS | {"noise_std"},
-          "learned": _CONTINUOUS | {"posterior", "action_low", "action_high", "theta", "num_thetas", "noise_scale"}}
+          "learned": _CONTINUOUS | {"posterior", "action_low", "action_high", "theta", "num_thetas", "noise_scale",
+                                 "noise_std"}}
 
 
 def _continuous(data: dict, src: str, base: Path | None):
@@ -58,8 +60,12 @@ def _continuous(data: dict, src: str, base: Path | None):
             raise SpecError(f"{src}: field 'posterior': {exc}") from None
         theta = _check_choice(_check_type(data.get("theta", "mean"), str, "theta", src), ("mean", "sample"), "theta",
                               src)
+        noise_std = data.get("noise_std")
+        if noise_std is not None:
+            noise_std = _check_positive(_check_type(noise_std, float, "noise_std", src), "noise_std", src)
         try:
             channel = PosteriorChannel(posterior, data["action_low"], data["action_high"], theta=theta,
+                                       noise_std=noise_std,
                                        num_thetas=_check_type(data.get("num_thetas", 8), int, "num_thetas", src),
                                        noise_scale=_check_type(data.get("noise_scale", 1.0), float, "noise_scale",
                                                                src), **common)

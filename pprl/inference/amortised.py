@@ -128,6 +128,23 @@ class AmortisedGuide(nn.Module):
                 z = pyro.sample(f"z_{t}", q, infer=infer)
 
     @torch.no_grad()
+    def sample(self, obs: torch.Tensor, act: torch.Tensor, num_samples: int,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """``num_samples`` draws of z_{0:T−1} ~ q(· | o, a) → ``[S, B, T, dz]`` for ``obs [B, T, obs_dim]``,
+        ``act [B, T − 1, act_dim]``; each step conditioned on the draw's own z_{t−1} (filtering and
+        smoothing guides). Noise from ``generator`` (the global RNG is not touched when one is given)."""
+        feats = self.embed(obs, act)
+        S, (B, T) = int(num_samples), obs.shape[:2]
+        draws, z = [], None
+        for t in range(T):
+            feat = feats[:, t].expand(S, *feats[:, t].shape)
+            a_prev = act[:, t - 1].expand(S, *act[:, t - 1].shape) if t else None
+            loc, scale = self.step(feat, z, a_prev)
+            z = loc + scale * torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
+            draws.append(z)
+        return torch.stack(draws, -2)
+
+    @torch.no_grad()
     def encode(self, obs: torch.Tensor, act: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and scale of every q(z_t | ·) → two ``[B, T, dz]`` tensors; a filtering guide is fed
         its own means for z_{t−1}. ``obs [B, T, obs_dim]`` (or ``[T, obs_dim]``), ``act [B, T − 1, act_dim]``."""

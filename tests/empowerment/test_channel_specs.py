@@ -93,7 +93,8 @@ def test_continuous_channels_load_from_yaml(saved_posterior):
     assert isinstance(learned, PosteriorChannel) and learned.noise == "step" and learned.power_per_action == 0.5
     for change, fragment in (({"posterior": "missing.pt"}, "field 'posterior'"),
                              ({"action_low": [-1.0, -1.0]}, "channel 'learned'"),
-                             ({"theta": "median"}, "field 'theta'"), ({"noise_std": 0.1}, "unknown field 'noise_std'")):
+                             ({"theta": "median"}, "field 'theta'"), ({"noise_std": 0.0}, "field 'noise_std'"),
+                             ({"noise_std": 0.1, "noise_scale": 2.0}, "noise_scale must stay 1")):
         bad = folder / "bad.yaml"
         bad.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **change}))
         with pytest.raises(SpecError, match=r"bad\.yaml") as err:
@@ -135,6 +136,14 @@ def test_empowerment_command_on_continuous_channels(tmp_path, capsys, saved_post
     assert pd.read_csv(tmp_path / "n3" / "states.csv")["linearised"].to_numpy() == pytest.approx(
         table["linearised"].to_numpy(), rel=1e-5)
     assert json.loads((tmp_path / "n3" / "summary.json").read_text())["nominal_points"] == 3
+    # declared noise on a learned channel: the truth's capacity at that σ, not at the fitted one
+    spec.write_text(yaml.safe_dump({"channel": "learned", "posterior": "posterior.pt", "action_low": [-1.0],
+                                    "action_high": [1.0], "noise": "step", "noise_std": 0.5}))
+    assert main(["empowerment", str(spec), "--horizon", "2", "--states", str(tmp_path / "states.npz"),
+                 "--fit-steps", "1", "--num-samples", "4", "-o", str(tmp_path / "declared"), "--quiet"]) == 0
+    declared = linear_gaussian_empowerment(type(truth)(truth.A, truth.B, 0.5), 2, 2 * 4 / 12)
+    assert pd.read_csv(tmp_path / "declared" / "states.csv")["linearised"].to_numpy() == pytest.approx(
+        np.full(20, declared), rel=0.05)
     capsys.readouterr()
     assert main(["empowerment", str(spec), "-o", str(tmp_path / "x")]) == 2
     assert "needs --states" in capsys.readouterr().err

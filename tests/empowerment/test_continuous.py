@@ -112,6 +112,13 @@ def test_learned_channel_of_a_linear_gaussian_system_has_its_empowerment():
         exact = linear_gaussian_empowerment(truth, horizon, power)
         got = linearised_empowerment(channel, s[:3], horizon, power)
         np.testing.assert_allclose(got.numpy(), exact, rtol=0.03)
+    # declared noise replaces the model's: the estimate is then the truth's capacity at that σ
+    declared = PosteriorChannel(posterior, [-1.0], [1.0], noise="step", noise_std=0.3)
+    for horizon in (1, 2):
+        exact = linear_gaussian_empowerment(LinearGaussianChannel(truth.A, truth.B, 0.3), horizon, power)
+        np.testing.assert_allclose(linearised_empowerment(declared, s[:3], horizon, power).numpy(), exact, rtol=0.03)
+    with pytest.raises(ValueError, match="noise_scale"):
+        PosteriorChannel(posterior, [-1.0], [1.0], noise_std=0.3, noise_scale=2.0)
     # the same channel sampled forward agrees with the truth's one-step mean
     noise = torch.zeros(3, *channel.noise_shape(1))
     torch.testing.assert_close(channel.rollout(s[:3], a[:3, None], noise), s[:3] @ truth.A.T.float() + a[:3] @

@@ -16,7 +16,8 @@
       action_repeat: 1         # each of the K actions held this many env steps
       power: null              # linearised: E‖a_k − ā‖² per action (default: a uniform box's Σ(high−low)²/12)
       nominal_points: 1        # linearised: tangent at the box's centre (1), or the best of n constant torques
-      noise_std: 0.05          # pendulum: σ on (θ, θ̇)
+      noise_std: 0.05          # pendulum: σ on (θ, θ̇); learned: σ on the observation reached
+                               # (default null: the model's own noise, times noise_scale)
       model: bnn_dynamics      # learned: the dynamics model and its family, fitted online
       family: mean_field
       action_low: [-2.0]       # learned: the environment's action box
@@ -58,7 +59,7 @@ METHODS = {"gridworld": ("exact", "variational"), "pendulum": ("linearised", "va
 _GRID = ("layout", "slip", "tol")
 _CONTINUOUS = ("noise", "action_repeat", "power", "nominal_points")
 ONLY = {"gridworld": _GRID, "pendulum": (*_CONTINUOUS, "noise_std"),
-        "learned": (*_CONTINUOUS, "model", "family", "action_low", "action_high", "noise_scale", "theta",
+        "learned": (*_CONTINUOUS, "noise_std", "model", "family", "action_low", "action_high", "noise_scale", "theta",
                     "initial_fit_steps", "refit_steps", "replay_size")}
 
 
@@ -83,7 +84,7 @@ class EmpowermentSpec(IntrinsicSpec):
     action_repeat: int = 1
     power: float | None = None
     nominal_points: int = 1
-    noise_std: float = 0.05
+    noise_std: float | None = None      # pendulum: 0.05 when not declared; learned: None = the model's noise
     model: ModelSpec | None = None
     inference: InferenceSpec | None = None
     action_low: tuple[float, ...] | None = None
@@ -97,6 +98,8 @@ class EmpowermentSpec(IntrinsicSpec):
     def __post_init__(self):
         if self.method is None:
             object.__setattr__(self, "method", METHODS[self.channel][0])
+        if self.channel == "pendulum" and self.noise_std is None:
+            object.__setattr__(self, "noise_std", 0.05)
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -126,13 +129,16 @@ class EmpowermentSpec(IntrinsicSpec):
             out["method"] = _check_choice(_check_type(data["method"], str, "intrinsic.method", src), METHODS[channel],
                                           "intrinsic.method", src)
         for name in ("slip", "tol", "noise_std", "noise_scale"):
-            if name in data:
+            if data.get(name) is not None:
                 out[name] = _check_type(data[name], float, f"intrinsic.{name}", src)
         if "slip" in out and not 0 <= out["slip"] <= 1:
             raise SpecError(f"{src}: field 'intrinsic.slip' must be in [0, 1], got {out['slip']!r}")
         for name in ("tol", "noise_std", "noise_scale"):
             if name in out:
                 _check_positive(out[name], f"intrinsic.{name}", src)
+        if out.get("noise_std") is not None and out.get("noise_scale", 1.0) != 1.0:
+            raise SpecError(f"{src}: fields 'intrinsic.noise_std' and 'intrinsic.noise_scale': noise_std declares "
+                            f"the channel's noise, noise_scale scales the model's own; set one")
         if data.get("power") is not None:
             out["power"] = _check_positive(_check_type(data["power"], float, "intrinsic.power", src), "intrinsic.power",
                                            src)
@@ -180,7 +186,7 @@ class EmpowermentSpec(IntrinsicSpec):
             return {**out, "noise_std": self.noise_std}
         return {**out, "model": self.model.to_dict(), "family": self.inference.to_dict(),
                 "action_low": list(self.action_low), "action_high": list(self.action_high),
-                "noise_scale": self.noise_scale, "theta": self.theta, "initial_fit_steps": self.initial_fit_steps,
+                "noise_std": self.noise_std, "noise_scale": self.noise_scale, "theta": self.theta, "initial_fit_steps": self.initial_fit_steps,
                 "refit_steps": self.refit_steps, "replay_size": self.replay_size}
 
 

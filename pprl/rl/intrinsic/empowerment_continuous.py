@@ -64,6 +64,12 @@ class ContinuousEmpowerment:
         self.power = spec.horizon * per_action
 
     # ------------------------------------------------------------------ the channel
+    def _learned_channel(self, posterior) -> PosteriorChannel:
+        s = self.spec
+        return PosteriorChannel(posterior, s.action_low, s.action_high, theta=s.theta, noise=s.noise,
+                                noise_scale=s.noise_scale, noise_std=s.noise_std, action_repeat=s.action_repeat,
+                                seed=self.seed)
+
     def _fit_learned(self, data: Transitions) -> None:
         s = self.spec
         self.fits += 1
@@ -71,9 +77,7 @@ class ContinuousEmpowerment:
             model = build_model(s.model, self.obs_dim, self.act_dim)
             posterior = fit(model, s.inference, data, steps=s.initial_fit_steps, seed=self.seed + self.fits,
                             device=self.device, progress=False)
-            self.channel = PosteriorChannel(posterior, s.action_low, s.action_high, theta=s.theta,
-                                            noise=s.noise, noise_scale=s.noise_scale,
-                                            action_repeat=s.action_repeat, seed=self.seed)
+            self.channel = self._learned_channel(posterior)
         else:
             inference = s.inference.replace(lr=s.inference.lr * s.inference.lr_decay, lr_decay=1.0)
             self.channel.posterior = fit(self.channel.posterior.model, inference, data, steps=s.refit_steps,
@@ -129,10 +133,7 @@ class ContinuousEmpowerment:
         self.pool.load_state_dict(state["pool"])
         self.fits = int(state["fits"])
         if state["posterior"] is not None:
-            s = self.spec
-            self.channel = PosteriorChannel(posterior_from_state(state["posterior"], self.device), s.action_low,
-                                            s.action_high, theta=s.theta, noise=s.noise, noise_scale=s.noise_scale,
-                                            action_repeat=s.action_repeat, seed=self.seed)
+            self.channel = self._learned_channel(posterior_from_state(state["posterior"], self.device))
         if state["estimator"] is not None:
             self._train_estimator_shell(self.pool.contents().obs)
             self.estimator.nets.load_state_dict(state["estimator"]["nets"])

@@ -70,6 +70,19 @@ def test_nominal_points_reach_the_reward_and_round_trip():
         EmpowermentSpec.from_dict({"type": "empowerment", "nominal_points": 3})  # gridworld: no such field
 
 
+def test_learned_channel_takes_a_declared_noise_std():
+    spec = EmpowermentSpec.from_dict(block(noise_std=0.05), "x.yaml")
+    assert spec.noise_std == 0.05 and EmpowermentSpec.from_dict(spec.to_dict()) == spec
+    assert EmpowermentSpec.from_dict(block(noise_std=None), "x.yaml").noise_std is None  # the model's own noise
+    assert EmpowermentSpec.from_dict({"type": "empowerment", "channel": "pendulum"}).noise_std == 0.05
+    bonus = make_intrinsic(EmpowermentSpec.from_dict(block(noise_std=0.05, initial_fit_steps=50), "x.yaml"),
+                           obs_dim=3, act_dim=1)
+    bonus.reward(pendulum_batch(64))
+    assert bonus.channel.noise_std == 0.05
+    with pytest.raises(SpecError, match="set one"):
+        EmpowermentSpec.from_dict(block(noise_std=0.05, noise_scale=2.0), "x.yaml")
+
+
 def test_learned_channel_is_fitted_online_and_resumes_exactly():
     spec = EmpowermentSpec.from_dict(block(initial_fit_steps=200, refit_steps=20), "x.yaml")
     bonus = make_intrinsic(spec, obs_dim=3, act_dim=1, seed=0)
@@ -95,7 +108,8 @@ def test_variational_method_gives_a_finite_reward():
 
 @pytest.mark.parametrize("overrides, field", [
     ({"slip": 0.1}, "intrinsic.slip' applies to channel gridworld"),
-    ({"noise_std": 0.1}, "intrinsic.noise_std' applies to channel pendulum"),
+    ({"noise_std": -0.1}, "intrinsic.noise_std"),
+    ({"initial_fit_steps": 10, "layout": ["..."]}, "intrinsic.layout' applies to channel gridworld"),
     ({"method": "exact"}, "intrinsic.method"),
     ({"noise": "sensor"}, "intrinsic.noise"),
     ({"action_low": [-2.0, -1.0]}, "action_low'/'action_high'"),
