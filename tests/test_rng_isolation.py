@@ -61,6 +61,17 @@ def decoder(y):
     pyro.sample("x", dist.Normal(w * y, 1.0).to_event(1))
 
 
+def _latent_nuts_gap():
+    from pprl.data.sequences import to_sequences
+    from pprl.inference.mcmc.latent_nuts import latent_nuts, local_posterior_gap
+
+    data = pprl.collect("Pendulum-v1", 40, seed=0)
+    post = pprl.fit("latent_vector", "mean_field", data, steps=2, seed=0, progress=False)
+    seqs = to_sequences(data, 3)[:2]
+    draws = latent_nuts(post, seqs, num_samples=5, num_warmup=5, num_chains=1, progress=False)
+    return local_posterior_gap(post, seqs, draws, num_samples=10)
+
+
 CALLS = {
     "fit": lambda post, data: pprl.fit(SMALL_BNN, "mean_field", data, steps=5, seed=1, progress=False),
     "fit flow": lambda post, data: pprl.fit(SMALL_BNN, "flow", data, steps=3, seed=1, progress=False),
@@ -94,6 +105,7 @@ CALLS = {
         data, steps=3, progress=False).empowerment(data.obs[:4], 1.0),
     "nuts": lambda post, data: pprl.nuts({"type": "linear_gaussian"}, data[:50], num_samples=5, num_warmup=5,
                                          num_chains=1, progress=False),
+    "latent_nuts": lambda post, data: _latent_nuts_gap(),
 }
 
 

@@ -5,9 +5,10 @@ from pathlib import Path
 
 from pprl import compare
 from pprl.diagnostics.compare import plot_comparison
+from pprl.models.latent_spec import GUIDES, LatentSpec
 from pprl.spec import as_inference_spec, as_model_spec
 
-from .common import add_fit_options, add_parser as _add_parser, check_device, train_test
+from .common import CLIError, add_fit_options, add_parser as _add_parser, check_device, positive_int, train_test
 
 
 def add_parser(subparsers) -> None:
@@ -18,19 +19,29 @@ def add_parser(subparsers) -> None:
                                 "reference posterior joins them and the output is the report instead: "
                                 "report.md/csv (PSIS-LOO, k̂, coverage, each family's predictive distance to "
                                 "NUTS), comparison.png, loo_compare.png, calibration.png, intervals.png and "
-                                "<family>.nc.")
+                                "<family>.nc. For a latent model (type: latent) the rows are its guides "
+                                "(--guides): comparison.csv/png with held-out ELBO, reconstruction and K-step "
+                                "errors, and with --nuts each guide's gap to a NUTS reference of its states.")
     p.add_argument("model", help="model spec: a YAML file (models/*.yaml) or a bundled name such as bnn_dynamics")
     p.add_argument("inference", nargs="+", help="inference specs (YAML files) or family names, e.g. mean_field low_rank")
     add_fit_options(p)
     p.add_argument("--nuts", nargs="?", const="nuts", metavar="SPEC",
                    help="add a NUTS reference posterior (the bundled 'nuts' spec, or an inference spec of "
                         "family nuts) and write the full report")
+    p.add_argument("--guides", nargs="+", metavar="GUIDE",
+                   help="latent models: the guide structures to compare (default: per_step filtering smoothing)")
+    p.add_argument("--num-sequences", type=positive_int, default=8,
+                   help="latent models with --nuts: held-out windows whose states NUTS samples")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     check_device(args.device)
     mspec = as_model_spec(args.model)
+    if isinstance(mspec, LatentSpec):
+        return run_latent(args, mspec)
+    if args.guides:
+        raise CLIError(f"--guides is for latent models (type: latent); {mspec.name!r} is a {mspec.type!r} model")
     for f in args.inference + ([args.nuts] if args.nuts else []):
         as_inference_spec(f)
     train, test = train_test(args)
@@ -70,3 +81,40 @@ def run_compare(model, families, train, test, out: Path, *, steps, seed, device,
     with_cols = ["elbo", "train_log_pred", "test_log_pred", "prior_log_pred", "wall_time_s"]
     print(table[with_cols].to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {out / 'comparison.csv'}, {figure}, posterior_<family>.pt and <family>.nc")
+
+
+def run_latent(args, mspec: LatentSpec) -> int:
+    """``pprl compare`` for a latent model: one row per guide (:func:`pprl.diagnostics.compare_latent.compare_guides`)."""
+    from pprl.data import Transitions
+    from pprl.data.sequences import split_held_out
+    from pprl.diagnostics.compare_latent import compare_guides, plot_guides
+    from pprl.threads import torch_threads
+
+    if len(args.inference) != 1:
+        raise CLIError(f"a latent model is compared across its guides (--guides) with one inference spec, got "
+                       f"{len(args.inference)}: {' '.join(args.inference)}")
+    guides = args.guides or list(GUIDES)
+    data = Transitions.load(args.data)
+    try:
+        train, test = ((data, Transitions.load(args.test_data)) if args.test_data
+                       else split_held_out(data, args.test_fraction, seed=args.seed))
+        nuts = dict(as_inference_spec(args.nuts).options) if args.nuts else None
+        out = Path(args.output)
+        with torch_threads(args.threads):
+            table, posteriors = compare_guides(mspec, guides, train, test, inference=args.inference[0],
+                                               steps=args.steps, seed=args.seed, device=args.device,
+                                               nuts=nuts, num_sequences=args.num_sequences,
+                                               progress=not args.quiet, out_dir=out,
+                                               return_posteriors=True)
+    except ValueError as exc:
+        raise CLIError(f"{args.model}: {exc}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    for guide, post in posteriors.items():
+        post.save(out / f"posterior_{guide}.pt")
+    table.to_csv(out / "comparison.csv")
+    plot_guides(table, out / "comparison.png")
+    cols = [c for c in ("held_out_elbo", "reconstruction_mse", "prediction_mse_K", "mean_error_sd", "sd_ratio",
+                        "r_hat_max", "wall_time_s") if c in table]
+    print(table[cols].to_string(float_format=lambda v: f"{v:.3g}"))
+    print(f"wrote {out / 'comparison.csv'}, {out / 'comparison.png'} and posterior_<guide>.pt")
+    return 0

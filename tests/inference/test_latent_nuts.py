@@ -141,3 +141,51 @@ def test_pprl_nuts_command_scores_a_fitted_latent_guide(tmp_path, capsys):
     assert main(["nuts", "linear_gaussian", "--posterior", str(fitted / "posterior.pt"), "--data", str(path),
                  "-o", str(tmp_path / "y"), "--quiet"]) == 2
     assert "latent models" in capsys.readouterr().err
+
+
+def test_compare_guides_ranks_the_smoothing_guide_closer_to_nuts_than_per_step():
+    """On a linear-Gaussian state-space model p(z_t | o_{0:T}) uses every observation; a per-step
+    guide q(z_t | o_t) sees one, so both its held-out ELBO and its distance to the NUTS reference
+    are worse than the smoothing guide's."""
+    from pprl.diagnostics.compare_latent import compare_guides
+
+    from test_latent_fit import INFERENCE
+
+    train, _ = simulate_lgssm(n=300, T=6)
+    test, _ = simulate_lgssm(n=20, T=6, seed=5)
+    table = compare_guides(LGSSM, ["per_step", "smoothing"], train, test, inference={**INFERENCE, "steps": 800},
+                           nuts={"num_samples": 300, "num_warmup": 300, "num_chains": 2}, num_sequences=4,
+                           progress=False)
+    assert list(table.index) == ["per_step", "smoothing"] and table["r_hat_max"].max() < 1.05
+    assert table.loc["smoothing", "held_out_elbo"] > table.loc["per_step", "held_out_elbo"] + 0.1
+    assert table.loc["smoothing", "mean_error_sd"] < table.loc["per_step", "mean_error_sd"]
+    with pytest.raises(ValueError, match="guides"):
+        compare_guides(LGSSM, ["per_step", "per_step"], train, test)
+
+
+def test_pprl_compare_on_a_latent_model_compares_its_guides(tmp_path, capsys):
+    import pandas as pd
+    import yaml
+
+    import pprl
+    from pprl.cli import main
+
+    path = tmp_path / "pend.npz"
+    pprl.collect("Pendulum-v1", 400, seed=0, num_envs=2).save(path)
+    nuts = tmp_path / "nuts_small.yaml"
+    nuts.write_text(yaml.safe_dump({"family": "nuts", "options": {"num_samples": 50, "num_warmup": 50,
+                                                                  "num_chains": 2}}))
+    out = tmp_path / "cmp"
+    assert main(["compare", "latent_vector", "mean_field", "--guides", "per_step", "filtering", "--data", str(path),
+                 "--steps", "10", "--nuts", str(nuts), "--num-sequences", "1", "-o", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out / "comparison.csv", index_col=0)
+    assert list(table.index) == ["per_step", "filtering"] and {"held_out_elbo", "mean_error_sd", "w2"} <= set(table)
+    assert (out / "comparison.png").is_file() and (out / "local_posterior_filtering.png").is_file()
+    assert (out / "posterior_per_step.pt").is_file()
+    capsys.readouterr()
+    assert main(["compare", "latent_vector", "mean_field", "--guides", "backwards", "--data", str(path), "-o",
+                 str(tmp_path / "x"), "--quiet"]) == 2
+    assert "guides" in capsys.readouterr().err
+    assert main(["compare", "linear_gaussian", "mean_field", "--guides", "per_step", "--data", str(path), "-o",
+                 str(tmp_path / "y"), "--quiet"]) == 2
+    assert "latent models" in capsys.readouterr().err
