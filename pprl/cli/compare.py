@@ -94,11 +94,18 @@ def run_latent(args, mspec: LatentSpec) -> int:
         raise CLIError(f"a latent model is compared across its guides (--guides) with one inference spec, got "
                        f"{len(args.inference)}: {' '.join(args.inference)}")
     guides = args.guides or list(GUIDES)
+    nuts = None
+    if args.nuts:
+        nspec = as_inference_spec(args.nuts)
+        if nspec.family != "nuts":
+            raise CLIError(f"--nuts {args.nuts}: an inference spec of family nuts, got family {nspec.family!r}")
+        nuts = dict(nspec.options)
     data = Transitions.load(args.data)
     try:
-        train, test = ((data, Transitions.load(args.test_data)) if args.test_data
-                       else split_held_out(data, args.test_fraction, seed=args.seed))
-        nuts = dict(as_inference_spec(args.nuts).options) if args.nuts else None
+        if args.test_data:
+            train, test = train_test(args)
+        else:
+            train, test = split_held_out(data, args.test_fraction, seed=args.seed)
         out = Path(args.output)
         with torch_threads(args.threads):
             table, posteriors = compare_guides(mspec, guides, train, test, inference=args.inference[0],

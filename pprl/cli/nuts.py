@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--posterior", help="latent models: the fitted posterior.pt whose decoder and transition NUTS "
                                        "conditions on, and whose guide it scores")
     p.add_argument("--num-sequences", type=positive_int, default=8,
-                   help="latent models: sequences of --data (the model's sequence_length, the first ones) to sample")
+                   help="latent models: how many windows of --data (sequence_length transitions each, "
+                        "non-overlapping, the first ones) NUTS samples the states of")
     add_fit_options(p)
     p.set_defaults(func=run)
 
@@ -70,7 +71,9 @@ def run(args) -> int:
 
 
 def run_latent(args, mspec: LatentSpec, ispec) -> int:
-    """``pprl nuts`` for a latent model: the states of held-out sequences under a fitted posterior."""
+    """``pprl nuts`` for a latent model: the states of the first ``--num-sequences`` non-overlapping
+    windows of ``--data`` (pass held-out data to score the guide off its training set) under a
+    fitted posterior. NUTS runs in JAX on the CPU."""
     import numpy as np
 
     from pprl.data import Transitions
@@ -90,7 +93,8 @@ def run_latent(args, mspec: LatentSpec, ispec) -> int:
         raise CLIError(f"--posterior {args.posterior} was fitted with model {post.spec.name!r}, not the {mspec.name!r} "
                        f"given (their specs differ)")
     try:
-        seqs = to_sequences(Transitions.load(args.data), mspec.sequence_length)[:args.num_sequences]
+        seqs = to_sequences(Transitions.load(args.data), mspec.sequence_length,
+                            hop=max(1, mspec.sequence_length))[:args.num_sequences]
         if len(seqs) == 0:
             raise ValueError(f"no episode holds {mspec.sequence_length} consecutive transitions (sequence_length)")
         opts = ispec.options

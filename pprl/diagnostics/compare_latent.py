@@ -1,6 +1,7 @@
 """Compare the amortised guides of one latent model: each guide structure (``per_step``,
-``filtering``, ``smoothing``) fitted to the same data, scored on held-out episodes, and, with
-``nuts=True``, against a NUTS reference of its own states (:mod:`pprl.inference.mcmc.latent_nuts`).
+``filtering``, ``smoothing``) fitted to the same data, scored on held-out episodes, and, given
+``nuts`` (the sampler's settings), against a NUTS reference of its own states
+(:mod:`pprl.inference.mcmc.latent_nuts`).
 
 A guide is part of the latent spec (``guide:``), so the comparison is over copies of the spec that
 differ only there; the inference spec (its family must take local latents: ``mean_field``) is

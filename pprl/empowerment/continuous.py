@@ -383,8 +383,9 @@ def continuous_batch(nets: ContinuousNets, channel, s: torch.Tensor, M: int, g: 
 def nominal_sequences(channel, horizon: int, points: int) -> torch.Tensor:
     """The constant action sequences the tangent channel is taken at, ``[C, K, m]`` (float64):
     ``points = 1`` → the middle of the action box (a = 0 for an unbounded one); ``points = n > 1``
-    → every constant sequence on the n interior points of a uniform grid over the box,
-    low + (high − low)·j/(n + 1), j = 1 … n, per action dimension (n^m sequences)."""
+    → the middle, then every constant sequence on the n interior points of a uniform grid over the
+    box, low + (high − low)·j/(n + 1), j = 1 … n, per action dimension (n^m sequences; for odd n the
+    middle is one of them and is not repeated)."""
     low, high = getattr(channel, "action_low", None), getattr(channel, "action_high", None)
     m = channel.act_dim
     if int(points) < 1:
@@ -393,13 +394,16 @@ def nominal_sequences(channel, horizon: int, points: int) -> torch.Tensor:
         if points != 1:
             raise ValueError("nominal_points > 1 needs a channel with an action box (action_low/action_high)")
         return torch.zeros(1, horizon, m, dtype=torch.float64)
-    low, high = low.double(), high.double()
+    mid = ((low + high) / 2).double()  # in the box's own dtype first, as before nominal_points existed
     if points == 1:
-        return ((low + high) / 2).expand(1, horizon, m).clone()
+        return mid.expand(1, horizon, m).clone()
     if points ** m > 4096:
         raise ValueError(f"nominal_points ** act_dim = {points ** m} nominal sequences; at most 4096")
+    low, high = low.double(), high.double()
     frac = torch.arange(1, points + 1, dtype=torch.float64) / (points + 1)
     grid = torch.cartesian_prod(*[low[i] + (high[i] - low[i]) * frac for i in range(m)]).reshape(-1, m)
+    if points % 2 == 0:
+        grid = torch.cat([mid[None], grid])
     return grid[:, None, :].expand(-1, horizon, m).clone()
 
 
@@ -419,10 +423,13 @@ def linearised_empowerment(channel, states: torch.Tensor, horizon: int, power: f
 
     ā: with ``nominal_points = 1`` the middle of the action box (a = 0 for an unbounded one), so
     E(s) is read off the passive (zero-torque) trajectory from s. With ``nominal_points = n > 1``
-    the estimate is the largest tangent capacity over the n^m constant sequences of
-    :func:`nominal_sequences`: the source may centre its inputs anywhere in the box, and a state
-    the actions can steer back onto a highly empowered path then counts as such, where the
-    passive linearisation sees only where s drifts. Batched over ``states [N, n]`` with
+    the estimate is the largest tangent capacity over the constant sequences of
+    :func:`nominal_sequences` (the middle always among them, so never below ``nominal_points = 1``):
+    the source may centre its inputs anywhere in the box, and a state the actions can steer back
+    onto a highly empowered path then counts as such, where the passive linearisation sees only
+    where s drifts. Every ā gets the same ``power``, so near the box's edge part of that spread
+    would lie outside the box, which the tangent channel does not see: the maximum leans high, the
+    more so the closer the grid comes to the edges. Batched over ``states [N, n]`` with
     ``torch.func`` (``chunk_size`` states at a time) → ``[N]`` nats."""
     from torch.func import jacrev, vmap
 

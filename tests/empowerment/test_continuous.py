@@ -69,6 +69,13 @@ def test_nominal_sequences_span_the_box_interior():
     grid = nominal_sequences(Box2, 3, 3)  # interior points 1/4, 1/2, 3/4 of each side: 3² constant sequences
     assert grid.shape == (9, 3, 2) and (grid == grid[:, :1]).all()
     assert sorted(set(grid[:, 0, 0].tolist())) == [-0.5, 0.0, 0.5] and sorted(set(grid[:, 0, 1].tolist())) == [1, 2, 3]
+    even = nominal_sequences(Box2, 1, 2)  # the middle joins an even grid, so the best is never below it
+    assert even.shape == (5, 1, 2) and even[0, 0].tolist() == [0.0, 2.0]
+
+    class Skewed:  # an asymmetric float32 box: the middle as before nominal_points existed, bit for bit
+        act_dim, action_low, action_high = 1, torch.tensor([0.1]), torch.tensor([0.7])
+
+    assert nominal_sequences(Skewed, 2, 1)[0, 0, 0].item() == ((torch.tensor(0.1) + torch.tensor(0.7)) / 2).double().item()
     unbounded = LinearGaussianChannel(torch.eye(2), torch.ones(2, 1), 0.5)
     with pytest.raises(ValueError, match="action box"):
         linearised_empowerment(unbounded, torch.zeros(3, 2), 2, 1.0, nominal_points=3)

@@ -29,19 +29,58 @@ def posterior_of(spec: dict, act_dim: int) -> LatentPosterior:
 
 
 def test_state_posterior_is_consistent_with_the_kalman_likelihood():
-    """log p(o) = log p(o | z) + log p(z) − log p(z | o) at any z: the dense posterior against the filter."""
-    data, true = simulate_lgssm(n=4, T=5)
-    mean, cov = state_posterior(data.obs, data.act, **true)
-    z = torch.randn(4, 5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    N = torch.distributions.MultivariateNormal
-    t64 = {k: v.double() for k, v in true.items()}
-    lp = N(t64["m0"], t64["P0"]).log_prob(z[:, 0])
-    for t in range(5):
+    """log p(o) = log p(o | z) + log p(z) − log p(z | o) at any z: the dense posterior against the
+    filter, with full (non-diagonal) Q, R, P0, a non-zero m0 and a non-symmetric A."""
+    g = torch.Generator().manual_seed(3)
+
+    def spd(n):
+        M = torch.randn(n, n, generator=g, dtype=torch.float64)
+        return M @ M.T / n + 0.2 * torch.eye(n, dtype=torch.float64)
+
+    k, n, m, T, N = 2, 3, 1, 5, 4
+    p = dict(A=torch.tensor([[0.9, 0.3], [-0.2, 0.7]], dtype=torch.float64),
+             B=torch.randn(k, m, generator=g, dtype=torch.float64), b=torch.randn(k, generator=g, dtype=torch.float64),
+             Q=spd(k), C=torch.randn(n, k, generator=g, dtype=torch.float64),
+             d=torch.randn(n, generator=g, dtype=torch.float64), R=spd(n),
+             m0=torch.tensor([0.5, -1.0], dtype=torch.float64), P0=spd(k))
+    obs = torch.randn(N, T, n, generator=g, dtype=torch.float64)
+    act = torch.randn(N, T - 1, m, generator=g, dtype=torch.float64)
+    mean, cov = state_posterior(obs, act, **p)
+    z = torch.randn(N, T, k, dtype=torch.float64, generator=g)
+    MVN = torch.distributions.MultivariateNormal
+    lp = MVN(p["m0"], p["P0"]).log_prob(z[:, 0])
+    for t in range(T):
         if t:
-            lp += N(z[:, t - 1] @ t64["A"].T + data.act[:, t - 1].double() @ t64["B"].T + t64["b"], t64["Q"]).log_prob(z[:, t])
-        lp += N(z[:, t] @ t64["C"].T + t64["d"], t64["R"]).log_prob(data.obs[:, t].double())
-    implied = lp - N(mean.reshape(4, -1), cov).log_prob(z.reshape(4, -1))
-    torch.testing.assert_close(implied, kalman_log_likelihood(data.obs, data.act, **true))
+            lp += MVN(z[:, t - 1] @ p["A"].T + act[:, t - 1] @ p["B"].T + p["b"], p["Q"]).log_prob(z[:, t])
+        lp += MVN(z[:, t] @ p["C"].T + p["d"], p["R"]).log_prob(obs[:, t])
+    implied = lp - MVN(mean.reshape(N, -1), cov).log_prob(z.reshape(N, -1))
+    torch.testing.assert_close(implied, kalman_log_likelihood(obs, act, **p))
+
+
+@pytest.mark.parametrize("transition, likelihood", [("mlp", "normal"), ("mlp", "bernoulli"), ("linear", "normal"),
+                                                    ("none", "bernoulli")])
+def test_numpyro_model_is_the_torch_models_joint_density(transition, likelihood):
+    """The JAX translation against the Pyro model's own log p(o, z | a) at random z (MLP transition
+    with its min_scale floor, ELU and softplus layers, fractional Bernoulli intensities)."""
+    import pyro
+    from numpyro.infer.util import log_density
+
+    from pprl.inference.mcmc.latent_nuts import latent_numpyro_model
+
+    spec = {"type": "latent", "observation": {"kind": "vector", "size": 5}, "latent_size": 3,
+            "encoder": {"type": "mlp", "hidden_sizes": [8]},
+            "decoder": {"type": "mlp", "hidden_sizes": [8], "activation": "softplus"},
+            "transition": {"type": transition, **({"hidden_sizes": [8], "min_scale": 0.05} if transition == "mlp" else {})},
+            "likelihood": {"type": likelihood}}
+    post = posterior_of(spec, act_dim=2)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.rand(3, 4, 5, generator=g)  # intensities in [0, 1]: also valid Gaussian data
+    act, z = torch.randn(3, 3, 2, generator=g), torch.randn(3, 4, 3, generator=g)
+    conditioned = pyro.poutine.condition(post.model, data={f"z_{t}": z[:, t] for t in range(4)})
+    with torch.no_grad():
+        expected = float(pyro.poutine.trace(conditioned).get_trace(obs, act).log_prob_sum())
+    got, _ = log_density(latent_numpyro_model(post.model), (obs.numpy(), act.numpy()), {}, {"z": z.numpy()})
+    assert float(got) == pytest.approx(expected, rel=1e-5, abs=1e-3)
 
 
 def test_nuts_reproduces_the_exact_state_posterior_of_a_linear_gaussian_ssm():
@@ -189,3 +228,6 @@ def test_pprl_compare_on_a_latent_model_compares_its_guides(tmp_path, capsys):
     assert main(["compare", "linear_gaussian", "mean_field", "--guides", "per_step", "--data", str(path), "-o",
                  str(tmp_path / "y"), "--quiet"]) == 2
     assert "latent models" in capsys.readouterr().err
+    assert main(["compare", "latent_vector", "mean_field", "--nuts", "mean_field", "--data", str(path), "-o",
+                 str(tmp_path / "z"), "--quiet"]) == 2
+    assert "family nuts" in capsys.readouterr().err

@@ -37,8 +37,9 @@ def jax_network(module: nn.Module):
     """A torch ``nn.Linear`` or an ``nn.Sequential`` of Linear layers and activations (ReLU, Tanh,
     ELU, SiLU, Softplus) as a JAX function ``x [..., in] → [..., out]`` with the module's current
     weights as constants."""
-    import jax
-    import jax.numpy as jnp
+    with numpy_and_random_restored():  # importing JAX the first time draws from numpy's global RNG
+        import jax
+        import jax.numpy as jnp
 
     acts = {"relu": jax.nn.relu, "tanh": jnp.tanh, "elu": jax.nn.elu, "silu": jax.nn.silu,
             "softplus": jax.nn.softplus}
@@ -65,12 +66,14 @@ def jax_network(module: nn.Module):
 
 def latent_numpyro_model(model):
     """The latent model's joint p(o, z | a; φ) as a NumPyro model ``fn(obs [B, T, D], act [B, T − 1, m])``
-    with one latent site ``z [B, T, dz]`` (φ fixed at the model's weights)."""
-    import jax
-    import jax.numpy as jnp
-    import numpyro
-    import numpyro.distributions as ndist
-    from numpyro.distributions import constraints
+    with one latent site ``z [B, T, dz]`` (φ fixed at the model's weights). A Bernoulli likelihood
+    reads intensities in [0, 1] as the torch model does: o·g − softplus(g) per pixel."""
+    with numpy_and_random_restored():
+        import jax
+        import jax.numpy as jnp
+        import numpyro
+        import numpyro.distributions as ndist
+        from numpyro.distributions import constraints
 
     spec = model.spec
     if spec.decoder.type == "conv":
@@ -80,11 +83,11 @@ def latent_numpyro_model(model):
     if kind != "none":
         step = jax_network(model.transition)
     if kind == "linear":
-        trans_scale = jnp.asarray(torch.nn.functional.softplus(model.transition_scale_raw).detach().numpy())
+        trans_scale = jnp.asarray(torch.nn.functional.softplus(model.transition_scale_raw).detach().cpu().numpy())
     min_scale = float(getattr(spec.transition, "min_scale", 0.0))
     bernoulli = spec.likelihood.type == "bernoulli"
     if not bernoulli:
-        obs_scale = float(model.obs_scale.detach())
+        obs_scale = float(model.obs_scale.detach().cpu())
 
     def transition(z_prev, a_prev):
         out = step(jnp.concatenate([z_prev, a_prev], -1))
@@ -104,7 +107,7 @@ def latent_numpyro_model(model):
                            + ndist.Normal(loc, scale).log_prob(z[:, 1:]).sum())
         g = decode(z)
         if bernoulli:
-            numpyro.factor("obs", ndist.Bernoulli(logits=g).log_prob(obs).sum())
+            numpyro.factor("obs", (obs * g - jax.nn.softplus(g)).sum())
         else:
             numpyro.factor("obs", ndist.Normal(g, obs_scale).log_prob(obs).sum())
 
@@ -145,12 +148,12 @@ def latent_nuts(posterior, data: Sequences, *, num_samples: int = 500, num_warmu
                 max_tree_depth: int = 10, target_accept: float = 0.8, dense_mass: bool = False, seed: int = 0,
                 progress: bool = True) -> LocalDraws:
     """NUTS draws of p(z | o, a; φ) for the sequences ``data`` under the fitted ``posterior``'s φ
-    (module docstring). Chains run vectorised; ``seed`` seeds JAX's PRNG (no global RNG is read or
-    changed)."""
+    (module docstring). Chains run vectorised, each started at its own draw from the guide;
+    ``seed`` seeds those draws and JAX's PRNG (no global RNG is read or changed)."""
     with numpy_and_random_restored():  # importing JAX the first time draws from numpy's global RNG
         import jax
         import jax.numpy as jnp
-        from numpyro.infer import MCMC, NUTS, init_to_value
+        from numpyro.infer import MCMC, NUTS
 
     if not isinstance(data, Sequences) or len(data) == 0:
         raise ValueError("latent_nuts needs a non-empty Sequences (pprl.data.to_sequences)")
@@ -163,14 +166,18 @@ def latent_nuts(posterior, data: Sequences, *, num_samples: int = 500, num_warmu
             raise ValueError(f"{name} must be >= 1, got {value}")
     obs = data.obs.detach().cpu().float().numpy()
     act = data.act.detach().cpu().float().numpy()
-    init = posterior.encode(data.obs, data.act)[0].cpu().float().numpy()  # start at the guide's means
+    # each chain starts at its own draw from the guide (seeded), so split R-hat can see chains disagree
+    g = torch.Generator(device=posterior.device).manual_seed(int(seed))
+    init = posterior.guide.sample(data.obs.to(posterior.device), data.act.to(posterior.device), int(num_chains),
+                                  generator=g).cpu().float().numpy()  # [chains, B, T, dz]
     kernel = NUTS(latent_numpyro_model(posterior.model), max_tree_depth=int(max_tree_depth),
-                  target_accept_prob=float(target_accept), dense_mass=bool(dense_mass),
-                  init_strategy=init_to_value(values={"z": jnp.asarray(init)}))
+                  target_accept_prob=float(target_accept), dense_mass=bool(dense_mass))
     mcmc = MCMC(kernel, num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
                 chain_method="vectorized", progress_bar=progress)
     start = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(int(seed)), jnp.asarray(obs), jnp.asarray(act), extra_fields=("diverging",))
+    init_params = {"z": jnp.asarray(init if int(num_chains) > 1 else init[0])}
+    mcmc.run(jax.random.PRNGKey(int(seed)), jnp.asarray(obs), jnp.asarray(act), extra_fields=("diverging",),
+             init_params=init_params)
     z = torch.tensor(np.array(mcmc.get_samples(group_by_chain=True)["z"]), dtype=torch.float64)
     diverging = torch.tensor(np.array(mcmc.get_extra_fields(group_by_chain=True)["diverging"]))
     wall = time.perf_counter() - start

@@ -100,11 +100,16 @@ class EmpowermentSpec(IntrinsicSpec):
             object.__setattr__(self, "method", METHODS[self.channel][0])
         if self.channel == "pendulum" and self.noise_std is None:
             object.__setattr__(self, "noise_std", 0.05)
+        if self.channel == "learned" and self.noise_std is not None and self.noise_scale != 1.0:
+            raise SpecError("fields 'intrinsic.noise_std' and 'intrinsic.noise_scale': noise_std declares the "
+                            "channel's noise, noise_scale scales the model's own; set one")
+        if self.nominal_points != 1 and self.method != "linearised":
+            raise SpecError(f"field 'intrinsic.nominal_points' applies to method 'linearised', not {self.method!r}")
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
-        return ("type", "eta", "eta_schedule", "horizon", "channel", "method", "fit_steps", "num_samples",
-                *_GRID, *_CONTINUOUS, *ONLY["pendulum"][len(_CONTINUOUS):], *ONLY["learned"][len(_CONTINUOUS):])
+        return tuple(dict.fromkeys(("type", "eta", "eta_schedule", "horizon", "channel", "method", "fit_steps",
+                                    "num_samples", *_GRID, *_CONTINUOUS, *ONLY["pendulum"], *ONLY["learned"])))
 
     @classmethod
     def from_dict(cls, data: dict, src: str = "<dict>", base: Path | None = None) -> "EmpowermentSpec":
@@ -136,9 +141,6 @@ class EmpowermentSpec(IntrinsicSpec):
         for name in ("tol", "noise_std", "noise_scale"):
             if name in out:
                 _check_positive(out[name], f"intrinsic.{name}", src)
-        if out.get("noise_std") is not None and out.get("noise_scale", 1.0) != 1.0:
-            raise SpecError(f"{src}: fields 'intrinsic.noise_std' and 'intrinsic.noise_scale': noise_std declares "
-                            f"the channel's noise, noise_scale scales the model's own; set one")
         if data.get("power") is not None:
             out["power"] = _check_positive(_check_type(data["power"], float, "intrinsic.power", src), "intrinsic.power",
                                            src)
@@ -174,14 +176,18 @@ class EmpowermentSpec(IntrinsicSpec):
                     or not all(lo < hi for lo, hi in zip(out["action_low"], out["action_high"]))):
                 raise SpecError(f"{src}: fields 'intrinsic.action_low'/'action_high' must have equal lengths and "
                                 f"low < high, got {out['action_low']} and {out['action_high']}")
-        return cls(**out)
+        try:
+            return cls(**out)
+        except SpecError as exc:  # the cross-field checks of __post_init__, with the file named
+            raise SpecError(f"{src}: {exc}") from None
 
     def to_dict(self) -> dict:
         out = {**super().to_dict(), "horizon": self.horizon, "channel": self.channel, "method": self.method,
                "fit_steps": self.fit_steps, "num_samples": self.num_samples}
         if self.channel == "gridworld":
             return {**out, "layout": list(self.layout), "slip": self.slip, "tol": self.tol}
-        out.update(noise=self.noise, action_repeat=self.action_repeat, power=self.power, nominal_points=self.nominal_points)
+        out.update(noise=self.noise, action_repeat=self.action_repeat, power=self.power,
+                   nominal_points=self.nominal_points)
         if self.channel == "pendulum":
             return {**out, "noise_std": self.noise_std}
         return {**out, "model": self.model.to_dict(), "family": self.inference.to_dict(),

@@ -292,7 +292,9 @@ class PPO:
             transitions=transitions, episodes=episodes, policy_obs=policy_obs)
 
     def _center_rewards(self, rewards: Tensor, terminated: Tensor) -> Tensor:
-        """r − r̄, r̄ the mean of every reward seen so far, this rollout's included (``center_rewards``)."""
+        """r − r̄, r̄ the plain (1/t-weighted) mean of every reward seen so far, this rollout's included
+        (``center_rewards``). Naik et al. also use a constant step size, which tracks a drifting
+        reward faster; the all-time mean is the simpler choice and only needs to be near the level."""
         if bool(terminated.any()) and not self._warned_termination:
             self._warned_termination = True
             warnings.warn("learner.center_rewards: an episode terminated; subtracting the mean reward changes "
@@ -423,7 +425,7 @@ class PPO:
         tensors and numbers for torch.load(weights_only=True): a resume continues exactly."""
         return {"agent": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "obs_rms": self.obs_rms.state_dict(), "ret_rms": self.ret_rms.state_dict(),
-                "reward_rms": self.reward_rms.state_dict(),
+                "reward_rms": self.reward_rms.state_dict(), "warned_termination": self._warned_termination,
                 "disc_return": self._disc_return.clone(), "global_step": int(self.global_step),
                 "generator": self.generator.get_state(), "env": env_state(self.envs, self._obs, self._episodes)}
 
@@ -432,8 +434,12 @@ class PPO:
         self.optimizer.load_state_dict(state["optimizer"])
         self.obs_rms.load_state_dict(state["obs_rms"])
         self.ret_rms.load_state_dict(state["ret_rms"])
-        if "reward_rms" in state:  # checkpoints from before center_rewards existed
+        if "reward_rms" in state:
             self.reward_rms.load_state_dict(state["reward_rms"])
+            self._warned_termination = bool(state.get("warned_termination", False))
+        elif self.config.center_rewards:  # a checkpoint from before center_rewards existed
+            warnings.warn("learner.center_rewards: the checkpoint holds no reward mean; r̄ restarts from the next "
+                          "rollout", stacklevel=2)
         self._disc_return = state["disc_return"].clone()
         self.global_step = int(state["global_step"])
         self.generator.set_state(state["generator"])

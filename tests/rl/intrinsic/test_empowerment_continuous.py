@@ -68,6 +68,9 @@ def test_nominal_points_reach_the_reward_and_round_trip():
         EmpowermentSpec.from_dict({"type": "empowerment", "channel": "pendulum", "nominal_points": 0})
     with pytest.raises(SpecError, match="nominal_points"):
         EmpowermentSpec.from_dict({"type": "empowerment", "nominal_points": 3})  # gridworld: no such field
+    with pytest.raises(SpecError, match="applies to method 'linearised'"):
+        EmpowermentSpec.from_dict({"type": "empowerment", "channel": "pendulum", "method": "variational",
+                                   "nominal_points": 3})
 
 
 def test_learned_channel_takes_a_declared_noise_std():

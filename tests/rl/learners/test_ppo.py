@@ -191,6 +191,23 @@ def test_centered_rewards_make_the_update_blind_to_a_constant_offset():
     assert (plain_shifted - plain).abs().max() > 1e-3
 
 
+def test_centered_learner_resumes_exactly(tmp_path):
+    cfg = PPOConfig(**SMALL, center_rewards=True)
+    a = PPO("Pendulum-v1", cfg, seed=0)
+    a.update(a.collect())
+    rollout = a.collect()
+    torch.save(a.state_dict(), tmp_path / "ckpt.pt")
+    stats_a = a.update(rollout)
+    b = PPO("Pendulum-v1", cfg, seed=7)
+    b.load_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True))
+    assert b.update(rollout) == stats_a and torch.equal(a.reward_rms.mean, b.reward_rms.mean)
+    old = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    del old["reward_rms"]
+    with pytest.warns(UserWarning, match="no reward mean"):
+        PPO("Pendulum-v1", cfg, seed=0).load_state_dict(old)
+    a.close(), b.close()
+
+
 def test_centering_warns_once_when_episodes_terminate():
     ppo = PPO("CartPole-v1", PPOConfig(**SMALL, center_rewards=True), seed=0)
     rollout = ppo.collect()
