@@ -24,9 +24,9 @@ NUTS_COLUMNS = ("mean_error_sd", "mean_error_sd_max", "sd_ratio", "w2", "r_hat_m
                 "num_divergences", "nuts_s")
 
 
-def compare_guides(model, guides, train: Transitions | Sequences, test: Transitions | Sequences, *, inference="mean_field",
-                   steps: int | None = None, seed: int = 0, device="cpu", nuts: dict | None = None,
-                   num_sequences: int = 8, progress: bool = True,
+def compare_guides(model, guides, train: Transitions | Sequences, test: Transitions | Sequences, *,
+                   inference="mean_field", steps: int | None = None, seed: int = 0, device="cpu",
+                   nuts: dict | None = None, num_sequences: int = 8, progress: bool = True,
                    out_dir: str | Path | None = None, return_posteriors: bool = False):
     """Fit ``model`` (a latent spec) once per guide in ``guides`` and return one row per guide:
     ``elbo`` (mean of the last 10% of the training trace, nats per observed step),

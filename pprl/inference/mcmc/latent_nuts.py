@@ -117,8 +117,8 @@ def latent_numpyro_model(model):
 @dataclass
 class LocalDraws:
     """NUTS draws of the states of B sequences: ``z [chains, draws, B, T, dz]`` (float64; sampled in
-    float32) and the
-    sampler's ``diverging [chains, draws]``; ``info`` holds the settings and the wall time."""
+    float32) and the sampler's ``diverging [chains, draws]``; ``info`` holds the settings and the
+    wall time."""
 
     z: torch.Tensor
     diverging: torch.Tensor
