@@ -97,8 +97,10 @@ def run_latent(args, mspec: LatentSpec) -> int:
     nuts = None
     if args.nuts:
         nspec = as_inference_spec(args.nuts)
-        if nspec.family != "nuts":
-            raise CLIError(f"--nuts {args.nuts}: an inference spec of family nuts, got family {nspec.family!r}")
+        sampler = {"num_samples", "num_warmup", "num_chains", "max_tree_depth", "target_accept"}
+        if set(nspec.options) != sampler:
+            raise CLIError(f"--nuts {args.nuts}: an inference spec of family nuts (the sampler's options "
+                           f"{', '.join(sorted(sampler))}), got family {nspec.family!r}")
         nuts = dict(nspec.options)
     data = Transitions.load(args.data)
     try:

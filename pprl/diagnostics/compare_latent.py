@@ -4,7 +4,7 @@
 (:mod:`pprl.inference.mcmc.latent_nuts`).
 
 A guide is part of the latent spec (``guide:``), so the comparison is over copies of the spec that
-differ only there; the inference spec (its family must take local latents: ``mean_field``) is
+differ only there; the inference spec (its family must take local latents: ``mean_field`` or ``flow``) is
 shared. Held-out ELBO, reconstruction and K-step errors come from
 :func:`~pprl.inference.latent_fit.latent_metrics`. A looser guide lowers the ELBO in two ways the
 NUTS columns separate: by fitting φ worse, and by sitting further from p(z | o, a; φ) at its own φ.

@@ -10,6 +10,13 @@ Welling 2014; Levine, CS 294-112, "amortised variational inference").
   structure of the exact posterior p(z_t | z_{t−1}, a_{t−1}, o_{t:T}) of a state-space model, whose
   backward message is a Gaussian with an information vector linear in o_{t:T} (Krishnan et al. 2017).
 
+With ``num_flows`` = K > 0 (the inference spec's family ``flow``), each q(z_t | ·) is that Gaussian
+pushed through K planar maps z ← z + u tanh(wᵀz + b) whose (u, w, b) a small network computes from
+the step's features (amortised planar flows, Rezende & Mohamed 2015 §4; Pyro's
+``ConditionalPlanar``, which keeps wᵀu > −1 so each map is invertible): the density is
+log q(z) = log N(z₀; μ, σ²) − Σ_k log|1 + u_kᵀψ_k(z_{k−1})|, so q can be skewed or curved where the
+exact posterior is.
+
 With ``score_function`` set, each z_t is drawn without a reparameterisation (Pyro's
 ``has_rsample_(False)``) and carries a learned baseline b(o_t, T − t) for ``TraceGraph_ELBO``:
 the gradient is E_q[(log p(o, z) − log q(z) − b) ∇ log q(z)] (Williams 1992; Mnih & Gregor 2014's
@@ -21,6 +28,7 @@ import math
 
 import pyro
 import pyro.distributions as dist
+import pyro.distributions.transforms as T
 import torch
 from torch import nn
 
@@ -34,7 +42,7 @@ MIN_SCALE = 1e-4
 class AmortisedGuide(nn.Module):
     """q(z_t | …) for a :class:`~pprl.models.latent.LatentModel` of ``spec`` (see the module docstring)."""
 
-    def __init__(self, spec: LatentSpec, act_dim: int):
+    def __init__(self, spec: LatentSpec, act_dim: int, num_flows: int = 0, flow_hidden: int = 64):
         super().__init__()
         self.spec, self.act_dim = spec, int(act_dim)
         self.obs_shape = spec.obs_shape
@@ -71,6 +79,11 @@ class AmortisedGuide(nn.Module):
                 last = head if isinstance(head, nn.Linear) else (head[-1] if head is not None else None)
                 if last is not None:
                     last.bias[dz:] = inverse_softplus(0.5)
+        if int(num_flows) < 0 or int(flow_hidden) < 1:
+            raise ValueError(f"num_flows must be >= 0 and flow_hidden >= 1, got {num_flows}, {flow_hidden}")
+        self.num_flows = int(num_flows)
+        self.flows = nn.ModuleList([T.conditional_planar(dz, width, hidden_dims=[int(flow_hidden)])
+                                    for _ in range(self.num_flows)])  # conditioned on the step's features
         self.baseline = nn.Linear(self.obs_dim + 1, 1)  # b(o_t, T − t) for the score-function estimator
         nn.init.zeros_(self.baseline.weight), nn.init.zeros_(self.baseline.bias)
         self.score_function = spec.estimator == "score_function"
@@ -106,6 +119,20 @@ class AmortisedGuide(nn.Module):
         loc, raw = out.split(self.spec.latent_size, -1)
         return loc, positive(raw, MIN_SCALE)
 
+    def push(self, z: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+        """z through the step's flows (identity without flows); ``feat`` broadcasts against ``z``."""
+        for flow in self.flows:
+            z = flow.condition(feat.expand(*z.shape[:-1], feat.shape[-1]))(z)
+        return z
+
+    def distribution(self, feat: torch.Tensor, z_prev: torch.Tensor | None, a_prev: torch.Tensor | None):
+        """q(z_t | ·) as a distribution with event shape ``[dz]``: the Gaussian, or it through the flows."""
+        loc, scale = self.step(feat, z_prev, a_prev)
+        base = dist.Normal(loc, scale).to_event(1)
+        if not self.num_flows:
+            return base
+        return dist.TransformedDistribution(base, [flow.condition(feat) for flow in self.flows])
+
     def forward(self, obs: torch.Tensor, act: torch.Tensor, num_sequences: int | None = None):
         """The Pyro guide: sites ``z_t`` in the plate ``sequences`` (the model's signature)."""
         B, T = obs.shape[:2]
@@ -113,10 +140,12 @@ class AmortisedGuide(nn.Module):
         subsample = torch.arange(B, device=obs.device)
         with pyro.plate("sequences", num_sequences or B, subsample=subsample):
             z = None
+            if self.score_function and self.num_flows:
+                raise ValueError("the score-function estimator needs the Gaussian guide (no flows)")
             for t in range(T):
-                loc, scale = self.step(feats[:, t], z, act[:, t - 1] if t else None)
                 infer = {}
                 if self.score_function:
+                    loc, scale = self.step(feats[:, t], z, act[:, t - 1] if t else None)
                     # the same diagonal Gaussian, as a MultivariateNormal: a plate's broadcast keeps its
                     # has_rsample flag (an Independent's flag is its base's, which expanding resets)
                     q = dist.MultivariateNormal(loc, scale_tril=torch.diag_embed(scale)).has_rsample_(False)
@@ -124,7 +153,7 @@ class AmortisedGuide(nn.Module):
                     infer = {"baseline": {"nn_baseline": _Squeeze(self.baseline),
                                           "nn_baseline_input": torch.cat([obs[:, t], left], -1)}}
                 else:
-                    q = dist.Normal(loc, scale).to_event(1)
+                    q = self.distribution(feats[:, t], z, act[:, t - 1] if t else None)
                 z = pyro.sample(f"z_{t}", q, infer=infer)
 
     @torch.no_grad()
@@ -141,22 +170,33 @@ class AmortisedGuide(nn.Module):
             a_prev = act[:, t - 1].expand(S, *act[:, t - 1].shape) if t else None
             loc, scale = self.step(feat, z, a_prev)
             z = loc + scale * torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
+            z = self.push(z, feat)
             draws.append(z)
         return torch.stack(draws, -2)
 
     @torch.no_grad()
     def encode(self, obs: torch.Tensor, act: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and scale of every q(z_t | ·) → two ``[B, T, dz]`` tensors; a filtering guide is fed
-        its own means for z_{t−1}. ``obs [B, T, obs_dim]`` (or ``[T, obs_dim]``), ``act [B, T − 1, act_dim]``."""
+        its own means for z_{t−1}. With flows: the base Gaussian's mean pushed through them (a point
+        of q, not its mean) and the base's scale. ``obs [B, T, obs_dim]`` (or ``[T, obs_dim]``), ``act [B, T − 1, act_dim]``."""
         if act is None:
             act = obs.new_zeros(*obs.shape[:-2], max(obs.shape[-2] - 1, 0), self.act_dim)
         feats = self.embed(obs, act)
         locs, scales, z = [], [], None
         for t in range(obs.shape[-2]):
             loc, scale = self.step(feats[..., t, :], z, act[..., t - 1, :] if t else None)
+            loc = self.push(loc, feats[..., t, :])
             locs.append(loc), scales.append(scale)
             z = loc
         return torch.stack(locs, -2), torch.stack(scales, -2)
+
+
+def guide_options(spec) -> dict:
+    """The :class:`AmortisedGuide` arguments an inference spec asks for (its family's
+    ``local_guide_options``: planar flows per step for ``flow``, none for ``mean_field``)."""
+    from .families import family_class
+
+    return family_class(spec.family).local_guide_options(spec)
 
 
 class _Squeeze(nn.Module):

@@ -41,7 +41,7 @@ from ..models.latent import LatentModel, build_latent_model
 from ..models.latent_spec import LatentSpec
 from ..rng import seeded
 from ..spec import InferenceSpec, SpecError, as_inference_spec, as_model_spec
-from .amortised import AmortisedGuide
+from .amortised import AmortisedGuide, guide_options
 from .families import FAMILIES, family_class
 from .latent_posterior import LatentPosterior
 
@@ -116,6 +116,9 @@ def make_objective(model: LatentModel, guide: AmortisedGuide, num_particles: int
         return step
     guide.score_function = False
     if not plain and (spec.free_nats > 0 or spec.kl_balance is not None):
+        if guide.num_flows:
+            raise ValueError(f"model {spec.name!r}: free_nats and kl_balance act on the closed-form Gaussian KL; "
+                             f"a flow guide has none (use family mean_field, or drop them)")
         def step(obs, act, n):
             total, report = 0.0, 0.0
             for _ in range(num_particles):
@@ -136,7 +139,16 @@ def make_objective(model: LatentModel, guide: AmortisedGuide, num_particles: int
 @torch.no_grad()
 def elbo_estimate(model: LatentModel, guide: AmortisedGuide, data: Sequences, num_particles: int = 8,
                   seed: int = 0, chunk: int = 256) -> float:
-    """The ELBO per observed step on ``data`` (closed-form KL, ``num_particles`` draws of z), seeded."""
+    """The ELBO per observed step on ``data`` (closed-form KL, ``num_particles`` draws of z; a flow
+    guide has no closed-form KL: E_q[log p(o, z) − log q(z)] by Monte Carlo), seeded."""
+    if guide.num_flows:
+        elbo = Trace_ELBO(num_particles=num_particles, max_plate_nesting=1)
+        total = 0.0
+        with seeded(seed), torch.no_grad():
+            for start in range(0, len(data), chunk):
+                part = data[start:start + chunk]
+                total -= float(elbo.loss(model, guide, part.obs, part.act))
+        return total / (len(data) * data.length)
     total, before = 0.0, guide.score_function
     guide.score_function = False  # the closed-form KL reads the guide's Normals
     try:
@@ -256,7 +268,7 @@ def _check_inference(spec: InferenceSpec) -> InferenceSpec:
     if not family_class(spec.family).local_latents:
         allowed = ", ".join(name for name, cls in FAMILIES.items() if cls.local_latents)
         raise SpecError(f"{spec.source}: field 'family': a latent model's guide is an amortised diagonal Gaussian "
-                        f"per step; allowed: {allowed}")
+                        f"per step (mean_field), or that Gaussian through planar flows (flow); allowed: {allowed}")
     if spec.elbo == "renyi":
         raise SpecError(f"{spec.source}: field 'elbo': latent models are fitted by the ELBO; allowed: plain, "
                         f"analytic_kl (the model spec's free_nats / kl_balance pick the closed-form KL)")
@@ -273,7 +285,8 @@ def fit_latent(model, inference, data: Transitions | Sequences, *, steps: int | 
     ``data``: :class:`Transitions` (cut into windows of the spec's ``sequence_length`` without
     crossing an episode end, :func:`pprl.data.sequences.to_sequences`) or :class:`Sequences`. The
     inference spec gives lr, steps, batch_size (sequences per minibatch), optimizer, lr_decay,
-    grad_clip and num_particles; its family must be ``mean_field``. Seeded (initial weights,
+    grad_clip and num_particles; its family ``mean_field`` (a Gaussian per step) or ``flow`` (that
+    Gaussian through ``num_flows`` amortised planar maps, :mod:`pprl.inference.amortised`). Seeded (initial weights,
     minibatches, draws) and leaves the global RNG untouched. A non-finite ELBO or gradient stops
     with :class:`~pprl.inference.svi.FitDiverged` naming the step (``.posterior``: the state before
     it). With ``out_dir``: ``posterior.pt``, ``metrics.json`` (:func:`latent_metrics` on
@@ -319,7 +332,7 @@ def fit_latent(model, inference, data: Transitions | Sequences, *, steps: int | 
 
     with seeded(seed):
         if init is None:
-            guide = AmortisedGuide(mspec, act_dim).to(device)
+            guide = AmortisedGuide(mspec, act_dim, **guide_options(spec)).to(device)
         guide.to(device)
         params = [*model.parameters(), *guide.parameters()]
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[spec.optimizer]

@@ -15,7 +15,7 @@ from ..models.latent import LatentModel, build_latent_model
 from ..rng import seeded
 from ..spec import InferenceSpec, parse_inference_spec, parse_model_spec
 from ..threads import uses_threads
-from .amortised import AmortisedGuide
+from .amortised import AmortisedGuide, guide_options
 from .checkpoints import read_checkpoint
 
 FORMAT = "pprl.latent_posterior/1"
@@ -128,7 +128,7 @@ def latent_posterior_from_state(state: dict, device: str | torch.device = "cpu",
     ispec = parse_inference_spec(state["inference_spec"], f"{where}:inference_spec")
     with seeded(0):  # the initial weights are overwritten; this keeps the caller's RNG untouched
         model = build_latent_model(mspec, state["act_dim"])
-        guide = AmortisedGuide(mspec, state["act_dim"])
+        guide = AmortisedGuide(mspec, state["act_dim"], **guide_options(ispec))
     model.load_state_dict(state["model_state"])
     guide.load_state_dict(state["guide_state"])
     model.to(device), guide.to(device)

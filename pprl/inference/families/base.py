@@ -65,8 +65,8 @@ class Family:
     log joint), ``closed_form_kl`` (:meth:`kl_to_prior` exists), ``info_gain`` (VIME info-gain
     methods → solvers its :meth:`info_gain_view` supports), ``structure_params`` (guide
     parameter names that couple many coordinates of θ; the optimiser scales their step by 1/√D)
-    and ``local_latents`` (the family's form, a diagonal Gaussian per latent, is what a latent
-    model's amortised guide q(z_t | ·) produces, so latent models accept it).
+    and ``local_latents`` (a latent model's amortised guide q(z_t | ·) can take the family's form:
+    a diagonal Gaussian per step, or one through planar flows; see :mod:`pprl.inference.amortised`).
     """
 
     name: ClassVar[str] = ""
@@ -79,6 +79,12 @@ class Family:
     info_gain: ClassVar[dict[str, tuple[str, ...]]] = {}
     structure_params: ClassVar[tuple[str, ...]] = ()
     local_latents: ClassVar[bool] = False
+
+    @classmethod
+    def local_guide_options(cls, spec: InferenceSpec) -> dict:
+        """Keyword arguments of :class:`~pprl.inference.amortised.AmortisedGuide` for a latent model
+        fitted with this family (``local_latents``): none, the plain Gaussian per step."""
+        return {}
 
     def __init__(self, spec: InferenceSpec, model: DynamicsModel | None = None, guide=None):
         self.spec, self.model, self.guide = spec, model, guide

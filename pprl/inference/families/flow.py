@@ -49,6 +49,13 @@ class Flow(Family):
     options: ClassVar[dict[str, Option]] = {"num_flows": Option(int, 4), "hidden_dim": Option(int, 64)}
     info_gain: ClassVar[dict[str, tuple[str, ...]]] = {"update": ("gradient",)}
     structure_params: ClassVar[tuple[str, ...]] = (".nn.",)
+    local_latents: ClassVar[bool] = True
+
+    @classmethod
+    def local_guide_options(cls, spec) -> dict:
+        """Latent models: the Gaussian of each step through ``num_flows`` amortised planar maps
+        whose networks have ``hidden_dim`` units (:mod:`pprl.inference.amortised`)."""
+        return {"num_flows": spec.options["num_flows"], "flow_hidden": spec.options["hidden_dim"]}
 
     def _build_guide(self, model):
         spec = self.spec
