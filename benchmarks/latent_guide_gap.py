@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=8)
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--family", default="mean_field", help="mean_field, or flow (planar maps per step)")
+    parser.add_argument("--guides", nargs="+", default=["per_step", "filtering", "smoothing"])
     parser.add_argument("-o", "--out", default="bench_out/latent_guide_gap")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -40,13 +42,13 @@ def main() -> None:
     data = pprl.collect("Pendulum-v1", args.env_steps, seed=args.seed, num_envs=4)
     train, test = split_held_out(data, 0.25, seed=args.seed)
     nuts = {"num_samples": args.num_samples, "num_warmup": args.num_samples, "num_chains": 2}
-    table = compare_guides("latent_vector", ["per_step", "filtering", "smoothing"], train, test, steps=args.steps,
+    table = compare_guides("latent_vector", args.guides, train, test, inference=args.family, steps=args.steps,
                            seed=args.seed, nuts=nuts, num_sequences=args.sequences, progress=False, out_dir=out)
     table.to_csv(out / "results.csv")
     plot_guides(table, out / "guides.png")
     (out / "results.json").write_text(json.dumps(table.reset_index().to_dict("records"), indent=1))
-    lines = [f"Pendulum-v1 random-policy data ({args.env_steps} steps), latent_vector, {args.steps} ELBO steps per "
-             f"guide; NUTS on {args.sequences} held-out windows, 2 chains × {args.num_samples} draws", "",
+    lines = [f"Pendulum-v1 random-policy data ({args.env_steps} steps), latent_vector, family {args.family}, "
+             f"{args.steps} ELBO steps per guide; NUTS on {args.sequences} held-out windows, 2 chains × {args.num_samples} draws", "",
              "| guide | held-out ELBO / step | 10-step prediction MSE | mean error (posterior sd) | max | sd ratio q/NUTS "
              "| W2 | NUTS R-hat max | ESS min | divergences |", "|---|---|---|---|---|---|---|---|---|---|"]
     for guide, r in table.iterrows():
