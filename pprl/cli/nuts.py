@@ -86,7 +86,7 @@ def run_latent(args, mspec: LatentSpec, ispec) -> int:
         raise CLIError(f"{mspec.name!r} is a latent model: NUTS samples its states given a fitted decoder and "
                        f"transition; pass --posterior PATH (the posterior.pt of pprl fit)")
     try:
-        post = load_latent_posterior(args.posterior)
+        post = load_latent_posterior(args.posterior, args.device)  # the guide runs there; NUTS in JAX on the CPU
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(f"--posterior {args.posterior}: {exc}") from None
     if post.spec.to_dict() != mspec.to_dict():
