@@ -37,18 +37,24 @@ from pprl.models.deterministic_ae import build_deterministic_ae
 HORIZONS = (1, 5, 10)
 
 
-def model_spec(size: int, latent: int, seq_len: int) -> dict:
-    return {"type": "latent", "name": "pendulum_pixels_bench",
+def model_spec(size: int, latent: int, seq_len: int, overshooting: int = 0, overshooting_scale: float = 1.0,
+               kl_balance: float | None = None) -> dict:
+    spec = {"type": "latent", "name": "pendulum_pixels_bench",
             "observation": {"kind": "image", "shape": [2, size, size]}, "latent_size": latent,
             "encoder": {"type": "conv", "features": 64}, "decoder": {"type": "conv"},
             "transition": {"type": "mlp", "hidden_sizes": [64]}, "likelihood": {"type": "bernoulli"},
             "guide": "filtering", "sequence_length": seq_len}
+    if overshooting > 1:
+        spec.update(overshooting=overshooting, overshooting_scale=overshooting_scale)
+    if kl_balance is not None:
+        spec["kl_balance"] = kl_balance
+    return spec
 
 
 def run_seed(args, seed: int, out: Path) -> dict:
     frames = collect_frames("pprl/PendulumPixels-v0", args.env_steps, seed=seed, frames=2, render={"size": args.size})
     train, test = split_episodes(frames.transitions(), 0.25, seed=seed)
-    spec = model_spec(args.size, args.latent, args.seq_len)
+    spec = model_spec(args.size, args.latent, args.seq_len, args.overshooting, args.overshooting_scale, args.kl_balance)
     inference = {"family": "mean_field", "steps": args.steps, "batch_size": args.batch, "lr": args.lr}
     post = pprl.fit(spec, inference, train, progress=False, seed=seed, threads=None)
     ae = build_deterministic_ae(spec, train.act_dim, seed=seed)
@@ -88,6 +94,9 @@ def main():
     p.add_argument("--seq-len", type=int, default=10)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--overshooting", type=int, default=0, help="latent overshooting distance D (0: off)")
+    p.add_argument("--overshooting-scale", type=float, default=1.0)
+    p.add_argument("--kl-balance", type=float, default=None)
     p.add_argument("-o", "--out", default="bench_out/latent_pixels")
     args = p.parse_args()
     out = Path(args.out)

@@ -13,7 +13,12 @@ unbiased estimate of
   ∇ = E_q[(downstream cost − b) ∇ log q] with the guide's learned baseline b (Williams 1992);
 * ``free_nats`` / ``kl_balance`` in the model spec: the closed-form KL per step, max(KL_t, free nats)
   on its minibatch mean (Kingma et al. 2016's free bits; Hafner et al. 2019) and
-  α KL(sg q ‖ p) + (1 − α) KL(q ‖ sg p) (Hafner et al. 2021). The reported ELBO stays the plain one.
+  α KL(sg q ‖ p) + (1 − α) KL(q ‖ sg p) (Hafner et al. 2021);
+* ``overshooting: D`` in the model spec: latent overshooting (Hafner et al. 2019), β × the mean over
+  d = 2 … D of the KL from q(z_t | ·) to the d-step open-loop prior, which trains the transition for
+  multi-step prediction (:func:`overshooting_kl`); a regulariser added to the loss, not part of the bound.
+
+The reported ELBO stays the plain one.
 
 :func:`gradient_variance` measures the spread of either estimator's gradient on one batch.
 """
@@ -68,22 +73,53 @@ def _normal(fn) -> dist.Normal:
     return dist.Normal(base.loc, base.scale)
 
 
-def analytic_terms(model: LatentModel, guide: AmortisedGuide, obs, act, num_sequences=None):
+def analytic_terms(model: LatentModel, guide: AmortisedGuide, obs, act, num_sequences=None, samples: bool = False):
     """One draw z ~ q: log p(o_t | z_t) ``[T, B]`` and the closed-form KL(q(z_t | ·) ‖ p(z_t | z_{t−1}, a_{t−1}))
-    ``[T, B]`` (the prior of step t evaluated at the guide's z_{t−1}), plus the (q, p) Normals per step."""
+    ``[T, B]`` (the prior of step t evaluated at the guide's z_{t−1}), plus the (q, p) Normals per step
+    and, with ``samples``, the draw itself ``[T, B, dz]``."""
     guide_tr = poutine.trace(guide).get_trace(obs, act, num_sequences)
     model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(obs, act, num_sequences)
     T = obs.shape[1]
     rec = torch.stack([model_tr.nodes[f"o_{t}"]["fn"].log_prob(obs[:, t]) for t in range(T)])
     pairs = [(_normal(guide_tr.nodes[f"z_{t}"]["fn"]), _normal(model_tr.nodes[f"z_{t}"]["fn"])) for t in range(T)]
     kl = torch.stack([kl_divergence(q, p).sum(-1) for q, p in pairs])
+    if samples:
+        return rec, kl, pairs, torch.stack([guide_tr.nodes[f"z_{t}"]["value"] for t in range(T)])
     return rec, kl, pairs
 
 
-def analytic_loss(model, guide, obs, act, num_sequences, free_nats: float = 0.0, kl_balance: float | None = None):
-    """(surrogate loss to minimise, −ELBO estimate): closed-form KL per step with free nats and KL
-    balancing (see the module docstring); both scaled to the N sequences."""
-    rec, kl, pairs = analytic_terms(model, guide, obs, act, num_sequences)
+def overshooting_kl(model: LatentModel, z: torch.Tensor, pairs, act: torch.Tensor, distance: int) -> list[torch.Tensor]:
+    """Latent overshooting (Hafner et al. 2019, PlaNet, eq. 7): for d = 2 … ``distance``, the KL from
+    the guide's q(z_{s+d} | ·) (held fixed: the open-loop prior is trained towards it, not the other
+    way round) to the d-step open-loop prior p(z_{s+d} | z_{s+d−1}, a_{s+d−1}), with z_{s+d−1} drawn by
+    rolling the transition forward from the guide's draw z_s through a_s … a_{s+d−2}
+    (reparameterised) → one ``[T − d, B]`` tensor per d (index s). ``z [T, B, dz]`` is the guide's
+    draw, ``pairs`` the (q, p) Normals of :func:`analytic_terms`, ``act [B, T − 1, da]``. For d = 1
+    this is the ELBO's own KL term, so it is not repeated here."""
+    T = z.shape[0]
+    a = act.transpose(0, 1)  # [T − 1, B, da]
+    q_loc = torch.stack([q.loc for q, _ in pairs]).detach()
+    q_scale = torch.stack([q.scale for q, _ in pairs]).detach()
+    current, terms = z[:-1], []  # current[s]: the open-loop state at time s + d − 1 from start s
+    for d in range(1, distance + 1):
+        n = T - d  # starts s = 0 … T − 1 − d
+        loc, scale = model.transition_loc_scale(current[:n], a[d - 1:d - 1 + n])
+        if d > 1:
+            target = dist.Normal(q_loc[d:d + n], q_scale[d:d + n])
+            terms.append(kl_divergence(target, dist.Normal(loc, scale)).sum(-1))
+        if d < distance:
+            current = loc + scale * torch.randn_like(loc)
+    return terms
+
+
+def analytic_loss(model, guide, obs, act, num_sequences, free_nats: float = 0.0, kl_balance: float | None = None,
+                  overshooting: int = 0, overshooting_scale: float = 1.0):
+    """(surrogate loss to minimise, −ELBO estimate): closed-form KL per step with free nats, KL
+    balancing and latent overshooting (see the module docstring); both scaled to the N sequences."""
+    if overshooting > 1:
+        rec, kl, pairs, z = analytic_terms(model, guide, obs, act, num_sequences, samples=True)
+    else:
+        rec, kl, pairs = analytic_terms(model, guide, obs, act, num_sequences)
     B = obs.shape[0]
     scale = num_sequences / B
     neg_elbo = -scale * (rec.sum() - kl.sum())
@@ -97,6 +133,10 @@ def analytic_loss(model, guide, obs, act, num_sequences, free_nats: float = 0.0,
     if free_nats > 0:
         kl_step = torch.clamp(kl_step, min=free_nats)
     loss = -scale * rec.sum() + num_sequences * kl_step.sum()
+    if overshooting > 1:
+        terms = overshooting_kl(model, z, pairs, act, overshooting)
+        # β × the mean over d = 2 … D of Σ_s (minibatch mean of KL_{d,s}), on the scale of the ELBO's KL
+        loss = loss + num_sequences * overshooting_scale * sum(t.mean(1).sum() for t in terms) / len(terms)
     return loss, neg_elbo.detach()
 
 
@@ -115,14 +155,15 @@ def make_objective(model: LatentModel, guide: AmortisedGuide, num_particles: int
             return torch.tensor(elbo.loss_and_grads(model, guide, obs, act, n))
         return step
     guide.score_function = False
-    if not plain and (spec.free_nats > 0 or spec.kl_balance is not None):
+    if not plain and (spec.free_nats > 0 or spec.kl_balance is not None or spec.overshooting > 1):
         if guide.num_flows:
-            raise ValueError(f"model {spec.name!r}: free_nats and kl_balance act on the closed-form Gaussian KL; "
-                             f"a flow guide has none (use family mean_field, or drop them)")
+            raise ValueError(f"model {spec.name!r}: free_nats, kl_balance and overshooting act on the closed-form "
+                             f"Gaussian KL; a flow guide has none (use family mean_field, or drop them)")
         def step(obs, act, n):
             total, report = 0.0, 0.0
             for _ in range(num_particles):
-                loss, neg = analytic_loss(model, guide, obs, act, n, spec.free_nats, spec.kl_balance)
+                loss, neg = analytic_loss(model, guide, obs, act, n, spec.free_nats, spec.kl_balance,
+                                          spec.overshooting, spec.overshooting_scale)
                 (loss / num_particles).backward()
                 report = report + neg / num_particles
             return report

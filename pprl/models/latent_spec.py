@@ -80,7 +80,11 @@ class LatentSpec:
 
     ``free_nats`` > 0 replaces each step's KL (averaged over the minibatch) by max(KL, free_nats);
     ``kl_balance`` = α replaces KL(q ‖ p) by α KL(sg q ‖ p) + (1 − α) KL(q ‖ sg p) (``sg``: stop
-    gradient; the same value, the prior gets α and the guide 1 − α of their plain KL gradients). Either switches the objective to the analytic-KL form of
+    gradient; the same value, the prior gets α and the guide 1 − α of their plain KL gradients).
+    ``overshooting`` = D ≥ 2 adds latent overshooting (Hafner et al. 2019): ``overshooting_scale`` β
+    times the mean over d = 2 … D of the KL from the guide's q(z_t | ·) (held fixed) to the d-step
+    open-loop prior, so the transition is trained to predict D steps ahead, not only one. Any of the
+    three switches the objective to the analytic-KL form of
     the ELBO; left out, the model is fitted by Pyro's Monte-Carlo ``Trace_ELBO``.
     ``estimator: score_function`` fits with ``TraceGraph_ELBO`` and the latent sites marked
     non-reparameterisable (with a learned baseline). ``sequence_length`` L: training windows of L
@@ -98,6 +102,8 @@ class LatentSpec:
     estimator: str = "reparameterised"
     free_nats: float = 0.0
     kl_balance: float | None = None
+    overshooting: int = 0
+    overshooting_scale: float = 1.0
     sequence_length: int = 16
     source: str = "<dict>"
 
@@ -123,6 +129,10 @@ class LatentSpec:
             d[key] = {k: list(v) if k == "hidden_sizes" else v for k, v in d[key].items() if k in keep}
         if self.kl_balance is None:
             d.pop("kl_balance")
+        if self.overshooting < 2:
+            d.pop("overshooting_scale")
+            if not self.overshooting:
+                d.pop("overshooting")
         if self.likelihood.type == "bernoulli":
             d["likelihood"] = {"type": "bernoulli"}
         return d
@@ -245,8 +255,27 @@ def parse_latent_spec(data: dict, src: str = "<dict>") -> LatentSpec:
     if "sequence_length" in data:
         out["sequence_length"] = _check_positive(_check_type(data["sequence_length"], int, "sequence_length",
                                                              src), "sequence_length", src, strict=False)
-    if out.get("estimator") == "score_function" and (out.get("free_nats") or out.get("kl_balance") is not None):
-        what = "free_nats" if out.get("free_nats") else "kl_balance"
+    if "overshooting" in data:
+        D = _check_positive(_check_type(data["overshooting"], int, "overshooting", src), "overshooting", src,
+                            strict=False)
+        L = out.get("sequence_length", LatentSpec.sequence_length)
+        if D > L:
+            raise SpecError(f"{src}: field 'overshooting': the distance D can be at most sequence_length "
+                            f"({L}), the transitions in a training window; got {D}")
+        if D > 1 and out["transition"].type == "none":
+            raise SpecError(f"{src}: field 'overshooting' trains the transition's open-loop prediction; "
+                            f"transition.type 'none' has none; allowed transition.type: mlp, linear")
+        out["overshooting"] = D
+    if "overshooting_scale" in data:
+        if out.get("overshooting", 0) < 2:
+            raise SpecError(f"{src}: field 'overshooting_scale' weighs latent overshooting, which is off; "
+                            f"set overshooting to a distance >= 2 as well")
+        out["overshooting_scale"] = _check_positive(_check_type(data["overshooting_scale"], float,
+                                                                "overshooting_scale", src), "overshooting_scale", src)
+    if out.get("estimator") == "score_function" and (out.get("free_nats") or out.get("kl_balance") is not None
+                                                     or out.get("overshooting", 0) > 1):
+        what = ("free_nats" if out.get("free_nats") else "kl_balance" if out.get("kl_balance") is not None
+                else "overshooting")
         raise SpecError(f"{src}: field '{what}' needs the analytic-KL objective, which is reparameterised; "
                         f"allowed with estimator 'score_function': free_nats 0, no kl_balance")
     if out.get("guide", "per_step") != "per_step" and out["transition"].type == "none":

@@ -63,6 +63,17 @@ BAD = [  # (mapping, fragments of the one-line message)
      ["field 'kl_balance'", "score_function"]),
     ({"type": "latent", "observation": {"size": 3}, "transition": {"type": "none"}, "guide": "filtering"},
      ["field 'guide'", "allowed: per_step"]),
+    ({"type": "latent", "observation": {"size": 3}, "sequence_length": 4, "overshooting": 5},
+     ["field 'overshooting'", "at most sequence_length (4)"]),
+    ({"type": "latent", "observation": {"size": 3}, "transition": {"type": "none"}, "overshooting": 3},
+     ["field 'overshooting'", "allowed transition.type: mlp, linear"]),
+    ({"type": "latent", "observation": {"size": 3}, "overshooting": -1}, ["field 'overshooting' must be >= 0"]),
+    ({"type": "latent", "observation": {"size": 3}, "overshooting_scale": 0.5}, ["field 'overshooting_scale'",
+                                                                                "overshooting to a distance >= 2"]),
+    ({"type": "latent", "observation": {"size": 3}, "overshooting": 3, "overshooting_scale": 0.0},
+     ["field 'overshooting_scale' must be > 0"]),
+    ({"type": "latent", "observation": {"size": 3}, "overshooting": 3, "estimator": "score_function"},
+     ["field 'overshooting'", "score_function"]),
     ({"type": "latent", "observation": {"size": 3}, "hidden_sizes": [8]}, ["unknown field 'hidden_sizes'"]),
     ({"type": "latent", "observation": {"size": 3}, "encoder": {"hidden_sizes": []}}, ["field 'encoder.hidden_sizes'"]),
 ]
@@ -83,8 +94,14 @@ def test_round_trip_of_every_option():
                               "latent_size": 5, "encoder": {"type": "conv", "features": 32},
                               "decoder": {"type": "mlp", "hidden_sizes": [16, 16], "activation": "tanh"},
                               "transition": {"type": "linear"}, "likelihood": {"type": "bernoulli"},
-                              "guide": "smoothing", "free_nats": 1.0, "kl_balance": 0.8, "sequence_length": 4})
+                              "guide": "smoothing", "free_nats": 1.0, "kl_balance": 0.8, "sequence_length": 4,
+                              "overshooting": 3, "overshooting_scale": 0.5})
     assert parse_model_spec(spec.to_dict()) == spec
+    assert (spec.overshooting, spec.overshooting_scale) == (3, 0.5)
+    for distance in (0, 1):  # 1 is the ELBO's own KL term: no overshooting, and no scale written
+        off = parse_latent_spec({"type": "latent", "observation": {"size": 3}, "overshooting": distance})
+        assert "overshooting_scale" not in off.to_dict() and parse_model_spec(off.to_dict()) == off
+    assert "overshooting" not in parse_latent_spec({"type": "latent", "observation": {"size": 3}}).to_dict()
 
 
 # ----------------------------------------------------------------------------- the Pyro model
