@@ -9,10 +9,14 @@
 3. Zhao et al.'s latent linear-Gaussian channel on z (``LatentGaussianChannel``: z_K = b(z) +
    A(z)·a_{1:K} + N(0, Σ), fitted to K-step windows of the encoded frames, never across episodes),
    and its water-filling empowerment of every frame.
-4. The reference: the linearised empowerment of the simulator itself (``PendulumChannel`` with
-   sensor noise, same K) at the frames' true states. Reported: the rank correlation of the two
-   over the frames of two held-out envs (the latent channel is fitted on the other six; the
-   encoder on all eight), and each one's mean near upright (|θ| < 0.5) against hanging (|θ| > 2.6).
+4. The latent model's own transition as the channel (``LatentModelChannel``: z_K from K draws of
+   p(z_{j+1} | z_j, a_j), so the noise is the model's K-step predictive spread, different at every
+   state) and its linearised empowerment at the same codes.
+5. The reference: the linearised empowerment of the simulator itself (``PendulumChannel`` with
+   sensor noise, same K) at the frames' true states. Reported: the rank correlation of each
+   estimate with it over the frames of two held-out envs (the latent linear-Gaussian channel is
+   fitted on the other six; the encoder on all eight), and each one's mean near upright (|θ| < 0.5)
+   against hanging (|θ| > 2.6). ``--nominal-points`` is passed to both linearisations.
 """
 import argparse
 import json
@@ -27,7 +31,7 @@ import torch
 def main() -> None:
     import pprl
     from pprl.data import Transitions, collect_frames
-    from pprl.empowerment import LatentGaussianChannel, PendulumChannel, linearised_empowerment
+    from pprl.empowerment import LatentGaussianChannel, LatentModelChannel, PendulumChannel, linearised_empowerment
     from pprl.inference.latent_posterior import load_latent_posterior
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -35,6 +39,7 @@ def main() -> None:
     parser.add_argument("--fit-steps", type=int, default=1500, help="ELBO steps of the latent model")
     parser.add_argument("--horizon", type=int, default=20, help="K of the latent channel (env steps)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nominal-points", type=int, default=1, help="of the two linearisations (model, simulator)")
     parser.add_argument("-o", "--out", default="bench_out/pixel_empowerment")
     args = parser.parse_args()
     out = Path(args.out)
@@ -77,8 +82,13 @@ def main() -> None:
     power = args.horizon * 16 / 12  # a uniform torque in [−2, 2] per step
     emp_pixels = channel.empowerment(z[held_out], power).double()
     state = frames.state[held_out]
-    truth = linearised_empowerment(PendulumChannel(0.05, "final", action_repeat=1), state, args.horizon, power).double()
     print(f"latent channel fit + empowerment {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    emp_model = linearised_empowerment(LatentModelChannel(posterior, -2.0, 2.0), z[held_out].double(), args.horizon,
+                                       power, nominal_points=args.nominal_points).double()
+    print(f"latent model's own channel {time.perf_counter() - t0:.1f} s", flush=True)
+    truth = linearised_empowerment(PendulumChannel(0.05, "final", action_repeat=1), state, args.horizon, power,
+                                   nominal_points=args.nominal_points).double()
 
     theta = torch.atan2(state[:, 1], state[:, 0])
     up, down = theta.abs() < 0.5, theta.abs() > 2.6
@@ -86,30 +96,40 @@ def main() -> None:
     def rank(x):
         return x.argsort().argsort().double()
 
-    spearman = float(torch.corrcoef(torch.stack([rank(emp_pixels), rank(truth)]))[0, 1])
+    def spearman_with_truth(x):
+        return float(torch.corrcoef(torch.stack([rank(x), rank(truth)]))[0, 1])
+
+    spearman = spearman_with_truth(emp_pixels)
     result = {"frames": len(frames), "fit_seconds": fit_s, "elbo_first": float(trace[:20].mean()),
               "elbo_last": float(trace[-20:].mean()), "horizon": args.horizon, "held_out_frames": int(held_out.sum()),
+              "nominal_points": args.nominal_points,
               "spearman": spearman, "pixels_upright": float(emp_pixels[up].mean()),
-              "pixels_hanging": float(emp_pixels[down].mean()), "simulator_upright": float(truth[up].mean()),
+              "pixels_hanging": float(emp_pixels[down].mean()),
+              "model_spearman": spearman_with_truth(emp_model), "model_upright": float(emp_model[up].mean()),
+              "model_hanging": float(emp_model[down].mean()), "simulator_upright": float(truth[up].mean()),
               "simulator_hanging": float(truth[down].mean())}
-    (out / f"results_K{args.horizon}.json").write_text(json.dumps(result, indent=1))
+    tag = f"K{args.horizon}" + (f"_n{args.nominal_points}" if args.nominal_points > 1 else "")
+    (out / f"results_{tag}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     th, thd = theta.numpy(), state[:, 2].numpy()
-    for ax, values, title in ((axes[0], emp_pixels, "from pixels (latent linear-Gaussian channel)"),
-                              (axes[1], truth, "simulator, linearised (reference)")):
-        sc = ax.scatter(th, thd, c=values.numpy(), s=3, cmap="viridis")
-        fig.colorbar(sc, ax=ax, label="nats")
-        ax.set(title=f"E_K(s), K = {args.horizon}: {title}", xlabel="θ (0 = upright)", ylabel="θ̇")
-    axes[2].scatter(truth.numpy(), emp_pixels.numpy(), s=3)
-    axes[2].set(xlabel="simulator (nats)", ylabel="from pixels (nats)", title=f"held-out frames, Spearman {spearman:.2f}")
+    for row, (values, name) in enumerate(((emp_pixels, "latent linear-Gaussian channel"),
+                                          (emp_model, "the latent model's own transition"))):
+        for ax, v, title in ((axes[row, 0], values, f"from pixels: {name}"),
+                             (axes[row, 1], truth, "simulator, linearised (reference)")):
+            sc = ax.scatter(th, thd, c=v.numpy(), s=3, cmap="viridis")
+            fig.colorbar(sc, ax=ax, label="nats")
+            ax.set(title=f"K = {args.horizon}: {title}", xlabel="θ (0 = upright)", ylabel="θ̇")
+        axes[row, 2].scatter(truth.numpy(), values.numpy(), s=3)
+        axes[row, 2].set(xlabel="simulator (nats)", ylabel="from pixels (nats)",
+                         title=f"held-out frames, Spearman {spearman_with_truth(values):.2f}")
     fig.tight_layout()
-    fig.savefig(out / f"pixel_empowerment_K{args.horizon}.png", dpi=100)
+    fig.savefig(out / f"pixel_empowerment_{tag}.png", dpi=100)
 
 
 if __name__ == "__main__":
