@@ -119,9 +119,13 @@ def main() -> None:
                        progress=False)
     else:
         data_dir = Path(args.data)
-        missing = [k for k in KINDS if not (data_dir / f"{name}-{k}.npz").is_file()]
+        missing = [f"{name}-{k}.npz" for k in KINDS if not (data_dir / f"{name}-{k}.npz").is_file()]
+        missing += [] if (data_dir / "datasets.json").is_file() else ["datasets.json"]
         if missing:
-            sys.exit(f"{data_dir}: no {name}-{missing[0]}.npz; build it with `pprl dataset build {args.env} -o {data_dir}`")
+            sys.exit(f"{data_dir}: no {missing[0]}; build it with `pprl dataset build {args.env} -o {data_dir}`")
+        built_for = json.loads((data_dir / "datasets.json").read_text()).get("env_id")
+        if built_for != args.env:
+            sys.exit(f"{data_dir}/datasets.json is for {built_for!r}, not --env {args.env!r}")
     jobs = [(m, k, s, args.updates, str(data_dir), str(out), args.env, args.eval_episodes)
             for k in KINDS for m in METHODS for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:

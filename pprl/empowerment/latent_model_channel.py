@@ -8,8 +8,9 @@ with f and s the mean and scale of the transition p(z_{j+1} | z_j, a_j) of a
 :mod:`pprl.models.latent`), started at z = E_q[z | o], the amortised guide's mean for a frame o.
 With ``noise="step"`` (default) ε enters at every step, so the channel's noise is the model's own
 K-step predictive spread, different at every state; with ``noise="final"`` only the last step's
-scale enters; with ``noise_std`` the noise is declared instead, isotropic in latent units at the
-last step.
+scale enters. With ``noise_std`` the noise is declared instead, ``noise_std``·ε isotropic in latent
+units in place of s(z, a)·ε, at every step or at the last (as :class:`~pprl.empowerment.PosteriorChannel`
+declares it).
 
 This differs from the latent linear-Gaussian channel of Zhao et al. 2021
 (:class:`~pprl.empowerment.LatentGaussianChannel`), which regresses z_K on a_{1:K} with one noise
@@ -19,7 +20,9 @@ the capacity of their tangent channel, Σ = Σ_j J_j diag(s_j²) J_jᵀ.
 
 A channel in the sense of :mod:`pprl.empowerment.continuous`: ``obs_dim`` (= the latent size),
 ``act_dim``, the action box, ``noise_shape(K)`` and a differentiable ``rollout``. The transition
-is evaluated in float64 on a copy of the model (the caller's model is not changed).
+is evaluated in float64 on a copy of the model (the caller's model is not changed); a rollout
+returns the dtype of the codes it was given (float64 for the linearisation, float32 for the
+variational :class:`~pprl.Empowerment`).
 """
 from __future__ import annotations
 
@@ -66,23 +69,18 @@ class LatentModelChannel:
                           for i in range(0, len(flat), chunk)]).double()
 
     def noise_shape(self, horizon: int) -> tuple[int, int]:
-        steps = 1 if self.noise == "final" or self.noise_std is not None else horizon * self.repeat
-        return steps, self.obs_dim
+        return (1 if self.noise == "final" else horizon * self.repeat), self.obs_dim
 
     def rollout(self, z: torch.Tensor, a: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """z_K for ``z [N, dz]``, ``a [N, K, m]``, ``noise [N, *noise_shape(K)]``."""
-        model = self.model
-        z, a = z.to(torch.float64), a.to(torch.float64)
+        dtype = z.dtype
+        z, a, noise = z.to(torch.float64), a.to(torch.float64), noise.to(torch.float64)
         steps = a.shape[1] * self.repeat
-        per_step = noise.shape[1] > 1
         for j in range(steps):
-            loc, scale = model.transition_loc_scale(z, a[:, j // self.repeat])
-            if per_step:
-                z = loc + scale * noise[:, j]
-            elif j < steps - 1:
+            loc, scale = self.model.transition_loc_scale(z, a[:, j // self.repeat])
+            eps = noise[:, j] if self.noise == "step" else noise[:, 0] if j == steps - 1 else None
+            if eps is None:
                 z = loc
-            elif self.noise_std is not None:
-                z = loc + self.noise_std * noise[:, 0]
             else:
-                z = loc + scale * noise[:, 0]
-        return z
+                z = loc + (scale if self.noise_std is None else self.noise_std) * eps
+        return z.to(dtype)

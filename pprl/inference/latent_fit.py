@@ -89,13 +89,16 @@ def analytic_terms(model: LatentModel, guide: AmortisedGuide, obs, act, num_sequ
 
 
 def overshooting_kl(model: LatentModel, z: torch.Tensor, pairs, act: torch.Tensor, distance: int) -> list[torch.Tensor]:
-    """Latent overshooting (Hafner et al. 2019, PlaNet, eq. 7): for d = 2 … ``distance``, the KL from
+    """Latent overshooting (after Hafner et al. 2019, PlaNet, eq. 7): for d = 2 … ``distance``, the KL from
     the guide's q(z_{s+d} | ·) (held fixed: the open-loop prior is trained towards it, not the other
     way round) to the d-step open-loop prior p(z_{s+d} | z_{s+d−1}, a_{s+d−1}), with z_{s+d−1} drawn by
     rolling the transition forward from the guide's draw z_s through a_s … a_{s+d−2}
     (reparameterised) → one ``[T − d, B]`` tensor per d (index s). ``z [T, B, dz]`` is the guide's
     draw, ``pairs`` the (q, p) Normals of :func:`analytic_terms`, ``act [B, T − 1, da]``. For d = 1
-    this is the ELBO's own KL term, so it is not repeated here."""
+    this is the ELBO's own KL term, so it is not repeated here. PlaNet weighs all distances alike,
+    (1/D) Σ_{d=1}^{D} β_d KL_d with free nats on each; :func:`analytic_loss` keeps the ELBO's KL
+    whole and adds β × the mean over d ≥ 2 (free nats apply to the one-step term only), which
+    matches PlaNet's with β_1 = D and β_{d>1} = β·D/(D − 1), up to the overall factor 1/D."""
     T = z.shape[0]
     a = act.transpose(0, 1)  # [T − 1, B, da]
     q_loc = torch.stack([q.loc for q, _ in pairs]).detach()
@@ -144,7 +147,7 @@ def make_objective(model: LatentModel, guide: AmortisedGuide, num_particles: int
                    plain: bool = False):
     """A function (obs, act, N) → −ELBO estimate (a detached scalar) that accumulates the chosen
     estimator's gradient in the parameters. ``estimator`` defaults to the model spec's; ``plain``
-    ignores the spec's free nats and KL balancing (the gradient of the ELBO itself)."""
+    ignores the spec's free nats, KL balancing and overshooting (the gradient of the ELBO itself)."""
     spec = model.spec
     estimator = estimator or spec.estimator
     if estimator == "score_function":
@@ -358,6 +361,9 @@ def fit_latent(model, inference, data: Transitions | Sequences, *, steps: int | 
     if len(seqs) < 1:
         raise ValueError(f"no window of {mspec.sequence_length} transitions in the data (episodes too short or "
                          f"the data empty); lower sequence_length")
+    if mspec.overshooting > seqs.length - 1:
+        raise ValueError(f"overshooting distance {mspec.overshooting} is longer than the data's windows "
+                         f"({seqs.length - 1} transitions); lower overshooting or give longer sequences")
     for name in ("obs", "act"):
         if not torch.isfinite(getattr(seqs, name)).all():
             raise ValueError(f"data.{name} has NaN or inf entries; remove those transitions first")

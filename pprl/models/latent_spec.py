@@ -14,6 +14,7 @@ problem is one :class:`~pprl.spec.SpecError` naming the file and the field.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,14 +271,17 @@ def parse_latent_spec(data: dict, src: str = "<dict>") -> LatentSpec:
         if out.get("overshooting", 0) < 2:
             raise SpecError(f"{src}: field 'overshooting_scale' weighs latent overshooting, which is off; "
                             f"set overshooting to a distance >= 2 as well")
-        out["overshooting_scale"] = _check_positive(_check_type(data["overshooting_scale"], float,
-                                                                "overshooting_scale", src), "overshooting_scale", src)
+        scale = _check_positive(_check_type(data["overshooting_scale"], float, "overshooting_scale", src),
+                                "overshooting_scale", src)
+        if not math.isfinite(scale):
+            raise SpecError(f"{src}: field 'overshooting_scale' must be finite, got {scale}")
+        out["overshooting_scale"] = scale
     if out.get("estimator") == "score_function" and (out.get("free_nats") or out.get("kl_balance") is not None
                                                      or out.get("overshooting", 0) > 1):
         what = ("free_nats" if out.get("free_nats") else "kl_balance" if out.get("kl_balance") is not None
                 else "overshooting")
         raise SpecError(f"{src}: field '{what}' needs the analytic-KL objective, which is reparameterised; "
-                        f"allowed with estimator 'score_function': free_nats 0, no kl_balance")
+                        f"allowed with estimator 'score_function': free_nats 0, no kl_balance, no overshooting")
     if out.get("guide", "per_step") != "per_step" and out["transition"].type == "none":
         raise SpecError(f"{src}: field 'guide': {out['guide']!r} conditions on z_(t-1) and later frames, which "
                         f"transition.type 'none' makes independent of z_t; allowed: per_step")

@@ -55,8 +55,13 @@ def test_linear_transition_gives_the_water_filling_capacity_at_every_state(horiz
     exact_final = water_filling(LinearGaussianChannel(A, B, SIGMA).gain(horizon), SIGMA ** 2, power)[0]
     assert torch.allclose(final.double(), torch.full((5,), exact_final, dtype=torch.float64), rtol=1e-4)
     declared = linearised_empowerment(LatentModelChannel(post, -2.0, 2.0, noise_std=0.5), states, horizon, power)
-    exact_declared = water_filling(LinearGaussianChannel(A, B, SIGMA).gain(horizon), 0.25, power)[0]
+    exact_declared = linear_gaussian_empowerment(LinearGaussianChannel(A, B, 0.5), horizon, power)
     assert torch.allclose(declared.double(), torch.full((5,), exact_declared, dtype=torch.float64), rtol=1e-4)
+    declared_final = linearised_empowerment(LatentModelChannel(post, -2.0, 2.0, noise="final", noise_std=0.5),
+                                            states, horizon, power)
+    exact_declared_final = water_filling(LinearGaussianChannel(A, B, SIGMA).gain(horizon), 0.25, power)[0]
+    assert torch.allclose(declared_final.double(), torch.full((5,), exact_declared_final, dtype=torch.float64),
+                          rtol=1e-4)
     if horizon > 1:  # accumulated noise is not white: the two noise placements differ
         assert abs(exact_step - exact_final) > 0.05
 
@@ -92,6 +97,22 @@ def test_rollout_follows_the_models_own_transition_and_leaves_it_unchanged():
         x = loc + scale * eps[:, j]
     assert torch.allclose(channel.rollout(z, a, eps), x)
     assert next(post.model.parameters()).dtype == torch.float32
+
+
+def test_the_variational_bound_runs_on_it_below_the_capacity():
+    """The variational estimator (float32 codes) on the linear channel: a positive bound that stays
+    below the water-filling capacity at the largest power a box [−2, 2] allows (E a² ≤ 4)."""
+    from pprl import Empowerment
+
+    post = _linear_posterior()
+    channel = LatentModelChannel(post, -2.0, 2.0)
+    states = torch.randn(64, 2, generator=torch.Generator().manual_seed(4))
+    emp = Empowerment(channel, 1, states=states, seed=0)
+    emp.fit(steps=150, progress=False)
+    value = emp(states[:8])
+    assert value.dtype == torch.float32
+    cap = linear_gaussian_empowerment(LinearGaussianChannel(A, B, SIGMA), 1, 4.0)
+    assert 0.3 * cap < float(value.mean()) < cap + 0.05, (float(value.mean()), cap)
 
 
 def test_encode_reads_each_frame_alone():

@@ -8,7 +8,7 @@ from torch.distributions import kl_divergence
 
 import pprl
 from pprl.inference.amortised import AmortisedGuide
-from pprl.inference.latent_fit import analytic_loss, analytic_terms, overshooting_kl
+from pprl.inference.latent_fit import analytic_loss, analytic_terms, make_objective, overshooting_kl
 from pprl.models.kalman import kalman_log_likelihood
 from pprl.models.latent import build_latent_model
 from pprl.rng import seeded
@@ -80,13 +80,35 @@ def test_overshooting_trains_the_transition_towards_the_guide_not_the_guide_towa
         # analytic_loss draws the overshooting rollout right after the guide's draw: the same noise here
         terms = overshooting_kl(model, z, pairs, data.act, 3)
     expected = 8 * 0.5 * sum(t.mean(1).sum() for t in terms) / 2
-    assert float((loss3 - loss0).detach()) == pytest.approx(float(expected), rel=1e-5)
+    assert float((loss3 - loss0).detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
 
     last = pairs[-1][0].loc  # the last step is only ever a target, never a start
     last.retain_grad()
     sum(t.sum() for t in overshooting_kl(model, z, pairs, data.act, 3)).backward()
     assert last.grad is None or not last.grad.any()  # the targets are detached
     assert model.transition.weight.grad.abs().sum() > 0 and model.transition_scale_raw.grad.abs().sum() > 0
+
+
+def test_the_fit_objective_follows_the_specs_overshooting():
+    """make_objective (what pprl.fit steps) of a spec with overshooting D, β gives the gradient of
+    analytic_loss(..., D, β), not that of the plain ELBO."""
+    data, _ = simulate_lgssm(n=8)
+
+    def gradient(spec, **kw):
+        with seeded(0):
+            model = build_latent_model(spec, act_dim=1)
+            guide = AmortisedGuide(model.spec, 1)
+        with seeded(1):
+            if kw:
+                analytic_loss(model, guide, data.obs, data.act, 8, **kw)[0].backward()
+            else:
+                make_objective(model, guide)(data.obs, data.act, 8)
+        return torch.cat([p.grad.reshape(-1) for p in [*model.transition.parameters(), model.transition_scale_raw]])
+
+    spec = {**LGSSM, "guide": "filtering", "overshooting": 3, "overshooting_scale": 0.5}
+    fitted = gradient(spec)
+    assert torch.allclose(fitted, gradient(spec, overshooting=3, overshooting_scale=0.5), atol=1e-6)
+    assert not torch.allclose(fitted, gradient(spec, overshooting=0), atol=1e-3)
 
 
 def test_fit_with_overshooting_reports_the_plain_elbo_below_the_kalman_likelihood():
@@ -102,3 +124,9 @@ def test_fit_with_overshooting_reports_the_plain_elbo_below_the_kalman_likelihoo
     assert elbo < ll
     assert ll - elbo < 0.25, (ll, elbo)
     assert float(post.elbo_trace[-50:].mean()) == pytest.approx(elbo, abs=0.1)
+
+
+def test_windows_shorter_than_the_distance_are_refused():
+    data, _ = simulate_lgssm(n=8, T=4)  # 3 transitions per window
+    with pytest.raises(ValueError, match="overshooting distance 4 is longer than the data's windows .3 transitions"):
+        pprl.fit({**LGSSM, "overshooting": 4}, INFERENCE, data, steps=1, progress=False)

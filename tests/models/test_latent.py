@@ -72,6 +72,8 @@ BAD = [  # (mapping, fragments of the one-line message)
                                                                                 "overshooting to a distance >= 2"]),
     ({"type": "latent", "observation": {"size": 3}, "overshooting": 3, "overshooting_scale": 0.0},
      ["field 'overshooting_scale' must be > 0"]),
+    ({"type": "latent", "observation": {"size": 3}, "overshooting": 3, "overshooting_scale": float("inf")},
+     ["field 'overshooting_scale' must be finite"]),
     ({"type": "latent", "observation": {"size": 3}, "overshooting": 3, "estimator": "score_function"},
      ["field 'overshooting'", "score_function"]),
     ({"type": "latent", "observation": {"size": 3}, "hidden_sizes": [8]}, ["unknown field 'hidden_sizes'"]),
