@@ -182,18 +182,23 @@ def build_pprl_model(data, device):
 
 
 def pprl_variant(family: str, data, x, y, device, *, fit_loop: bool = False, fused: bool = False,
-                 steps_scale: float = 1.0, batch_size: int | None = None, host_check: bool = False) -> Variant:
+                 steps_scale: float = 1.0, batch_size: int | None = None, host_check: bool = False,
+                 compile: bool = False) -> Variant:
     """What ``pprl.fit`` does per step (``fit_loop`` adds the rest of its loop body; ``fused``
     swaps pprl's optimizer for the same parameter groups under a fused Adam, to show what
     that change to ``pprl.inference.svi._optimizer`` would buy). The loop body checks finiteness
     with the on-device :class:`DivergenceGuard`, read every ``default_check_every(device)`` steps,
-    or with ``host_check`` the way ``fit`` did before it: a host read of the loss every step."""
+    or with ``host_check`` the way ``fit`` did before it: a host read of the loss every step.
+    ``compile``: the spec's ``compile: true`` (torch.compile of the loss and its backward; CUDA
+    graphs on a GPU), its compilation done in the warm-up steps."""
     spec = as_inference_spec(ROOT / "inference" / f"{family}.yaml")
+    if compile:
+        spec = spec.replace(compile=True)
     model = build_pprl_model(data, device)
     q = make_family(spec)
     guide = q.make_guide(model)
     guide(*model.dummy_batch())
-    objective = _objective(model, q, spec)
+    objective = _objective(model, q, spec, device)
     optimizer = _optimizer(q, model, spec, model.param_dim)
     flag = ""
     if fused:
@@ -237,7 +242,8 @@ def pprl_variant(family: str, data, x, y, device, *, fit_loop: bool = False, fus
             state["step"] += 1
             if not host_check and state["step"] % check_every == 0 and guard.first_bad() is not None:
                 raise FloatingPointError("non-finite loss")
-        name = f"pprl {family} (fit loop" + (", host check every step)" if host_check else ")")
+        name = f"pprl {family} (fit loop" + (", host check every step)" if host_check else
+                                             ", compiled)" if compile else ")")
     uses_trace = spec.elbo != "analytic_kl"
     return Variant(name, step, steps_scale, needs_param_store=uses_trace)
 
@@ -325,6 +331,7 @@ def main(argv=None):
         lambda: pprl_variant("mean_field", data, x, y, device),
         lambda: pprl_variant("mean_field", data, x, y, device, fit_loop=True, batch_size=M),
         lambda: pprl_variant("mean_field", data, x, y, device, fit_loop=True, batch_size=M, host_check=True),
+        lambda: pprl_variant("mean_field", data, x, y, device, fit_loop=True, batch_size=M, compile=True),
         lambda: pprl_variant("mean_field", data, x, y, device, fused=True),
         *[(lambda f=f: pprl_variant(f, data, x, y, device,
                                     steps_scale=args.full_rank_steps / args.steps if f == "full_rank" else 1.0))

@@ -74,7 +74,9 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class InferenceSpec:
-    """A variational family plus the objective and optimiser that fit it."""
+    """A variational family plus the objective and optimiser that fit it. ``compile: true`` runs
+    the analytic-KL step through ``torch.compile`` (CUDA graphs on a GPU; see
+    :func:`pprl.inference.svi.compiled`)."""
 
     family: str
     name: str = ""
@@ -89,6 +91,7 @@ class InferenceSpec:
     batch_size: int = 256
     init_scale: float = 0.01
     grad_clip: float | None = 100.0
+    compile: bool = False
     source: str = "<dict>"
 
     def to_dict(self) -> dict:
@@ -96,6 +99,8 @@ class InferenceSpec:
         d.pop("source")
         if self.elbo != "renyi":
             d.pop("alpha")
+        if not self.compile:
+            d.pop("compile")
         return d
 
     def replace(self, **changes) -> "InferenceSpec":
@@ -311,6 +316,11 @@ def parse_inference_spec(data: dict, src: str = "<dict>") -> InferenceSpec:
     if "optimizer" in data:
         out["optimizer"] = _check_choice(data["optimizer"], OPTIMIZERS, "optimizer", src)
 
+    if "compile" in data:
+        out["compile"] = _check_type(data["compile"], bool, "compile", src)
+        if out["compile"] and elbo != "analytic_kl":
+            raise SpecError(f"{src}: field 'compile' compiles the analytic-KL step (torch.compile; Pyro's traced "
+                            f"ELBOs are not compiled); it needs elbo 'analytic_kl', got {elbo!r}")
     if "alpha" in data and elbo != "renyi":
         raise SpecError(f"{src}: field 'alpha' is only used with elbo 'renyi'")
     if elbo == "renyi" and out.get("alpha", 0.0) == 1.0:

@@ -48,6 +48,8 @@ def batchable(spec: InferenceSpec) -> str | None:
         return f"fit_many fits the families {', '.join(BATCHABLE)}; got family {spec.family!r}"
     if spec.elbo != "analytic_kl":
         return f"fit_many uses the analytic-KL ELBO; the spec asks for elbo {spec.elbo!r}"
+    if spec.compile:
+        return "fit_many does not compile its stacked step; compile: true applies to single fits (pprl.fit)"
     return None
 
 

@@ -316,6 +316,9 @@ def _check_inference(spec: InferenceSpec) -> InferenceSpec:
     if spec.elbo == "renyi":
         raise SpecError(f"{spec.source}: field 'elbo': latent models are fitted by the ELBO; allowed: plain, "
                         f"analytic_kl (the model spec's free_nats / kl_balance pick the closed-form KL)")
+    if spec.compile:
+        raise SpecError(f"{spec.source}: field 'compile' applies to dynamics models (pprl.fit of a 'bnn' or "
+                        f"'linear_gaussian' model); a latent model's step is not compiled")
     return spec
 
 
