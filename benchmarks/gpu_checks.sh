@@ -29,7 +29,7 @@ python3 -c "import torch, pyro, pprl; print(torch.__version__, pyro.__version__,
 
 # 1. the CUDA tests (they skip on CPU machines, so CI never runs them)
 timeout 240 python3 -m pytest -q -p no:cacheprovider tests/inference/test_svi.py tests/inference/test_fit_many.py \
-    tests/rl/test_train.py -k "cuda" 2>&1 | tee "$out/cuda_tests.log"
+    tests/inference/test_compile.py tests/rl/test_train.py -k "cuda" 2>&1 | tee "$out/cuda_tests.log"
 
 # 2. ms per SVI step, before (a host read every step) and after (the deferred guard), batch 256 and 4096
 for batch in 256 4096; do
