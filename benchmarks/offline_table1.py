@@ -65,7 +65,7 @@ def run(method: str, kind: str, seed: int, updates: int, data_dir: str, out: str
             "ms_per_update": s["ms_per_update"], "data_mi": s["final_data_mi"]}
 
 
-def plot(out: Path, seeds: list[int], name: str) -> None:
+def plot(out: Path, seeds: list[int], name: str, methods=METHODS) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -73,7 +73,7 @@ def plot(out: Path, seeds: list[int], name: str) -> None:
 
     fig, axes = plt.subplots(1, len(KINDS), figsize=(5 * len(KINDS), 3.6), sharey=True)
     for ax, kind in zip(axes, KINDS):
-        for method, colour in zip(METHODS, ("C0", "C1", "C2")):
+        for method, colour in zip(methods, ("C0", "C1", "C2")):
             curves = [pd.read_csv(out / f"{method}-{kind}-seed{s}" / "metrics.csv") for s in seeds]
             steps = curves[0]["updates"]
             values = np.stack([c["normalized_score"].to_numpy() for c in curves])
@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="a directory `pprl dataset build` wrote (default: build into OUT/data)")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--updates", type=int, default=3000)
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--sac-steps", type=int, default=30_000)
@@ -127,7 +128,7 @@ def main() -> None:
         if built_for != args.env:
             sys.exit(f"{data_dir}/datasets.json is for {built_for!r}, not --env {args.env!r}")
     jobs = [(m, k, s, args.updates, str(data_dir), str(out), args.env, args.eval_episodes)
-            for k in KINDS for m in METHODS for s in args.seeds]
+            for k in KINDS for m in args.methods for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(run, *zip(*jobs)))
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -136,22 +137,22 @@ def main() -> None:
     lines = [f"{args.env} datasets ({built}; references: random "
              f"{info['ref_min_score']:.0f}, expert {info['ref_max_score']:.0f}), {args.updates} updates, seeds "
              f"{args.seeds}; final normalised score, IQM [95% bootstrap CI]", "",
-             "| dataset | " + " | ".join(METHODS) + " |", "|---" * (1 + len(METHODS)) + "|"]
-    totals = {m: 0.0 for m in METHODS}
+             "| dataset | " + " | ".join(args.methods) + " |", "|---" * (1 + len(args.methods)) + "|"]
+    totals = {m: 0.0 for m in args.methods}
     for kind in KINDS:
         cells = []
-        for method in METHODS:
+        for method in args.methods:
             iqm, lo, hi = iqm_ci([r["score"] for r in results if r["method"] == method and r["kind"] == kind])
             totals[method] += iqm
             cells.append(f"{iqm:.1f} [{lo:.1f}, {hi:.1f}]")
         lines.append(f"| {name}-{kind} | " + " | ".join(cells) + " |")
-    lines.append("| total | " + " | ".join(f"{totals[m]:.1f}" for m in METHODS) + " |")
-    speed = {m: np.median([r["ms_per_update"] for r in results if r["method"] == m]) for m in METHODS}
-    lines += ["", "ms per update (median, one CPU thread): " + ", ".join(f"{m} {speed[m]:.1f}" for m in METHODS)]
+    lines.append("| total | " + " | ".join(f"{totals[m]:.1f}" for m in args.methods) + " |")
+    speed = {m: np.median([r["ms_per_update"] for r in results if r["method"] == m]) for m in args.methods}
+    lines += ["", "ms per update (median, one CPU thread): " + ", ".join(f"{m} {speed[m]:.1f}" for m in args.methods)]
     table = "\n".join(lines)
     (out / "results.md").write_text(table + "\n")
     print(table)
-    plot(out, args.seeds, name)
+    plot(out, args.seeds, name, args.methods)
 
 
 if __name__ == "__main__":
