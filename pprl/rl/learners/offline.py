@@ -82,6 +82,9 @@ class _ActorCriticConfig(_Shared):
     """Entropy temperature α (the initial value when autotune)."""
     autotune: bool = _field(True, _BOOL, None, "true, false")
     """Tune α towards the target entropy −dim(A)."""
+    backup_entropy: bool = _field(True, _BOOL, None, "true, false")
+    """Keep SAC's −α log π(a'|s') in the critics' target (the soft value); false: the plain
+    r + γ min Q'(s', a'), as the CQL and MISA reference code sets it for locomotion."""
 
 
 @dataclass
@@ -163,7 +166,8 @@ class _OfflineSAC(_ActsByMode):
         self.core = SoftActorCritic(obs_dim, act_dim, low, high, hidden=config.hidden_sizes, gamma=config.gamma,
                                     tau=config.tau, policy_lr=config.policy_lr, q_lr=config.q_lr,
                                     policy_frequency=config.policy_frequency, alpha=config.alpha,
-                                    autotune=config.autotune, seed=seed, device=self.device)
+                                    autotune=config.autotune, backup_entropy=config.backup_entropy, seed=seed,
+                                    device=self.device)
         self.actor = self.core.actor
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.probe_generator = torch.Generator(self.device).manual_seed(seed + 1)  # mi_estimate's: training's stream stays put

@@ -36,9 +36,11 @@ class SoftActorCritic(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, low, high, *, hidden: Sequence[int] = (256, 256),
                  gamma: float = 0.99, tau: float = 0.005, policy_lr: float = 3e-4, q_lr: float = 1e-3,
-                 policy_frequency: int = 2, alpha: float = 0.2, autotune: bool = True, seed: int = 0, device="cpu"):
+                 policy_frequency: int = 2, alpha: float = 0.2, autotune: bool = True, backup_entropy: bool = True,
+                 seed: int = 0, device="cpu"):
         super().__init__()
         self.gamma, self.tau, self.policy_frequency = gamma, tau, policy_frequency
+        self.backup_entropy = bool(backup_entropy)
         self.device = torch.device(device)
         with seeded(seed):
             self.actor = SquashedGaussianActor(obs_dim, act_dim, hidden, low, high)
@@ -62,7 +64,9 @@ class SoftActorCritic(nn.Module):
         s, a, r, s2 = batch.obs, batch.act, batch.reward, batch.next_obs
         with torch.no_grad():
             a2, logp2 = self.actor.sample(s2, generator)
-            q_next = torch.min(self.q1_target(s2, a2), self.q2_target(s2, a2)) - self.alpha() * logp2
+            q_next = torch.min(self.q1_target(s2, a2), self.q2_target(s2, a2))
+            if self.backup_entropy:  # the soft value V(s') = E[Q(s', a') − α log π(a'|s')]
+                q_next = q_next - self.alpha() * logp2
             target = r + self.gamma * (~batch.terminated).float() * q_next
         q1, q2 = self.q1(s, a), self.q2(s, a)
         q_loss = (q1 - target).square().mean() + (q2 - target).square().mean()

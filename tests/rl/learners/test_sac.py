@@ -32,6 +32,33 @@ def test_squashed_gaussian_log_prob_is_the_change_of_variables_and_integrates_to
     np.testing.assert_allclose(mass, 1.0, atol=2e-3)
 
 
+@pytest.mark.parametrize("backup_entropy", [True, False])
+def test_the_critics_target_is_the_soft_value_or_the_plain_one(backup_entropy):
+    """One gradient step's critic loss against the target computed by hand from the same draw of
+    a' ~ π(·|s'): r + γ (min Q'(s', a') − α log π(a'|s')), or without the entropy term when
+    ``backup_entropy`` is off (the CQL/MISA reference setting for locomotion)."""
+    from pprl.data import Transitions
+    from pprl.rl.learners.soft_actor_critic import SoftActorCritic
+
+    g = torch.Generator().manual_seed(0)
+    batch = Transitions(torch.randn(32, 3, generator=g), torch.rand(32, 1, generator=g) * 4 - 2,
+                        torch.randn(32, 3, generator=g), reward=torch.randn(32, generator=g),
+                        terminated=torch.rand(32, generator=g) < 0.2, truncated=torch.zeros(32, dtype=torch.bool))
+    core = SoftActorCritic(3, 1, [-2.0], [2.0], hidden=(16,), alpha=0.7, autotune=False,
+                           backup_entropy=backup_entropy, seed=0)
+    with torch.no_grad():
+        a2, logp2 = core.actor.sample(batch.next_obs, torch.Generator().manual_seed(5))
+        soft = torch.min(core.q1_target(batch.next_obs, a2), core.q2_target(batch.next_obs, a2))
+        if backup_entropy:
+            soft = soft - 0.7 * logp2
+        target = batch.reward + core.gamma * (~batch.terminated).float() * soft
+        expected = ((core.q1(batch.obs, batch.act) - target).square().mean()
+                    + (core.q2(batch.obs, batch.act) - target).square().mean())
+    stats = core.gradient_step(batch, torch.Generator().manual_seed(5))
+    assert float(stats["q_loss"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(logp2.abs().mean()) > 0.1  # the entropy term is not negligible: the two settings differ
+
+
 def test_sac_solves_pendulum_in_8000_steps(pendulum_sac):
     """Random actions score about −1,200 per episode; a balancing policy about −150."""
     sac, stats = pendulum_sac  # SAC(num_steps=200, learning_starts=1000, hidden (64, 64), batch 128), 8,000 steps
