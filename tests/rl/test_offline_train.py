@@ -91,3 +91,26 @@ def test_offline_specs_and_bad_input(expert_data, tmp_path):
                       progress=False)
     returns = evaluate_policy("Pendulum-v1", lambda obs: np.zeros((len(obs), 1)), episodes=3)
     assert returns.shape == (3,) and (returns < -100).all()  # doing nothing leaves the pendulum down
+
+
+def test_cql_bc_warm_up_trains_the_actor_without_q():
+    """During ``bc_steps`` the actor's update is behaviour cloning: it does not depend on the
+    critics (perturbing them leaves the actor's next parameters unchanged), and it does afterwards."""
+    g = torch.Generator().manual_seed(0)
+    batch = pprl.Transitions(torch.randn(64, 3, generator=g), torch.rand(64, 1, generator=g) * 4 - 2,
+                             torch.randn(64, 3, generator=g), reward=torch.randn(64, generator=g),
+                             terminated=torch.zeros(64, dtype=torch.bool), truncated=torch.zeros(64, dtype=torch.bool))
+
+    def actor_after_one_update(bc_steps, perturb):
+        learner = CQL(3, 1, [-2.0], [2.0], CQLConfig(hidden_sizes=(16,), bc_steps=bc_steps), seed=0)
+        if perturb:
+            with torch.no_grad():
+                for p in [*learner.core.q1.parameters(), *learner.core.q2.parameters()]:
+                    p.mul_(3.0)
+        stats = learner.update(batch)
+        return torch.cat([p.reshape(-1) for p in learner.actor.parameters()]), stats
+
+    warm, stats = actor_after_one_update(1, False)
+    assert torch.equal(warm, actor_after_one_update(1, True)[0]) and "bc_log_prob" in stats
+    plain, stats = actor_after_one_update(0, False)
+    assert not torch.equal(plain, actor_after_one_update(0, True)[0]) and "bc_log_prob" not in stats

