@@ -76,7 +76,7 @@ class ModelSpec:
 class InferenceSpec:
     """A variational family plus the objective and optimiser that fit it. ``compile: true`` runs
     the analytic-KL step through ``torch.compile`` (CUDA graphs on a GPU; see
-    :func:`pprl.inference.svi.compiled`)."""
+    :func:`pprl.inference.svi.compiled_step`)."""
 
     family: str
     name: str = ""
@@ -319,8 +319,10 @@ def parse_inference_spec(data: dict, src: str = "<dict>") -> InferenceSpec:
     if "compile" in data:
         out["compile"] = _check_type(data["compile"], bool, "compile", src)
         if out["compile"] and elbo != "analytic_kl":
+            closed = [n for n, c in families.items() if "analytic_kl" in c.elbos]
             raise SpecError(f"{src}: field 'compile' compiles the analytic-KL step (torch.compile; Pyro's traced "
-                            f"ELBOs are not compiled); it needs elbo 'analytic_kl', got {elbo!r}")
+                            f"ELBOs are not compiled); it needs elbo 'analytic_kl', which families "
+                            f"{', '.join(closed)} have; got family {family!r} with elbo {elbo!r}")
     if "alpha" in data and elbo != "renyi":
         raise SpecError(f"{src}: field 'alpha' is only used with elbo 'renyi'")
     if elbo == "renyi" and out.get("alpha", 0.0) == 1.0:

@@ -14,7 +14,7 @@ Objectives (``elbo`` in the inference spec):
 - ``renyi``: Pyro's ``RenyiELBO`` (Li & Turner 2016); α = 0 with K particles is the IWAE bound.
 
 With ``compile: true`` (analytic_kl only) the loss and its backward pass run through
-``torch.compile`` (:func:`compiled`): CUDA graphs on a GPU, fused kernels on the CPU.
+``torch.compile`` (:func:`compiled_step`): CUDA graphs on a GPU, fused kernels on the CPU.
 
 Reported ELBO values are in nats of the original (un-normalised) next observations.
 """
@@ -53,44 +53,72 @@ class FitDiverged(RuntimeError):
         self.step, self.posterior, self.posteriors, self.runs = step, posterior, posteriors, runs
 
 
-def analytic_kl_loss(model: DynamicsModel, q: Family, x: torch.Tensor, y: torch.Tensor, num_data: int,
-                     num_particles: int = 1, local_reparam: bool = False) -> torch.Tensor:
-    """−ELBO = KL(q ‖ p) − (N/M) Σ_n (1/P) Σ_p log p(y_n | f(x_n; θ_p)) for a family with a
-    closed-form KL (:meth:`Family.kl_to_prior`). With ``local_reparam`` (mean-field only) the
-    likelihood term samples pre-activations instead of weights."""
+def analytic_kl_terms(model: DynamicsModel, q: Family, x: torch.Tensor, y: torch.Tensor, num_particles: int = 1,
+                      local_reparam: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL(q ‖ p) (closed form, :meth:`Family.kl_to_prior`) and (1/P) Σ_p Σ_n log p(y_n | f(x_n; θ_p))
+    over the minibatch. With ``local_reparam`` (mean-field only) the likelihood term samples
+    pre-activations instead of weights."""
     kl = q.kl_to_prior()
     if local_reparam:
         f = model.mean_local_reparam(q.loc, q.scale, x, num_particles)
     else:
         f = model.mean(q.sample(num_particles), x)
     log_lik = model.log_likelihood(f, y)  # [P, M]
-    return kl - num_data / x.shape[0] * log_lik.sum(-1).mean()
+    return kl, log_lik.sum(-1).mean()
 
 
-def compiled(fn, device: torch.device, what: str = "the SVI step"):
-    """``torch.compile(fn)``, with ``mode="reduce-overhead"`` on a GPU (the graph is captured once
-    and replayed as a CUDA graph: one launch per step instead of one per kernel, the launch-bound
-    regime of small models) and inductor's fused kernels on the CPU. Compilation happens at the
-    first call; if it fails there (no C++ compiler, an unsupported operation), a RuntimeWarning
-    names the error and the plain ``fn`` runs from then on. A compiled step draws its random
-    numbers with inductor's generator (seeded from torch's, so runs repeat) and fuses arithmetic,
-    so it is not bit-identical to the plain step."""
-    step = torch.compile(fn, mode="reduce-overhead" if device.type == "cuda" else None, dynamic=False)
+def analytic_kl_loss(model: DynamicsModel, q: Family, x: torch.Tensor, y: torch.Tensor, num_data: int,
+                     num_particles: int = 1, local_reparam: bool = False) -> torch.Tensor:
+    """−ELBO = KL(q ‖ p) − (N/M) Σ_n (1/P) Σ_p log p(y_n | f(x_n; θ_p)) (:func:`analytic_kl_terms`)."""
+    kl, log_lik = analytic_kl_terms(model, q, x, y, num_particles, local_reparam)
+    return kl - num_data / x.shape[0] * log_lik
+
+
+def compile_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that mean "this could not be compiled" (tracing, lowering, the C++/GPU
+    toolchain), as opposed to errors of the step itself, which are raised as they are."""
+    from torch._dynamo.exc import TorchDynamoException
+    from torch._inductor import exc as inductor
+
+    return (TorchDynamoException, inductor.InductorError, inductor.LoweringException, inductor.CppCompileError,
+            inductor.InvalidCxxCompiler, inductor.CUDACompileError)
+
+
+def compiled_step(loss_terms, finish, params, device: torch.device, what: str = "the SVI step"):
+    """A step (x, y, n) → detached loss that accumulates gradients in ``params``, with
+    ``loss_terms(x, y)`` run through ``torch.compile`` and ``finish(terms, x, n)`` → loss outside it
+    (so the data size n, a Python number, is not baked into the graph: one graph serves every fit
+    of the same minibatch shape). ``mode="reduce-overhead"`` on a GPU: the graph is captured once
+    and replayed as a CUDA graph, one launch per step instead of one per kernel, the launch-bound
+    regime of small models; inductor's fused kernels on the CPU. Compilation happens in the first
+    step, forward and backward; if it fails there (no C++ compiler, an unsupported operation:
+    :func:`compile_errors`), a RuntimeWarning names the error, the gradients are cleared and the
+    plain ``loss_terms`` runs from then on. A compiled step draws its random numbers with
+    inductor's generator (seeded from torch's, so runs repeat) and fuses arithmetic, so it is not
+    bit-identical to the plain step."""
+    graph = torch.compile(loss_terms, mode="reduce-overhead" if device.type == "cuda" else None, dynamic=False)
     chosen = []
 
-    def call(*args):
+    def run(terms_fn, x, y, n):
+        loss = finish(terms_fn(x, y), x, n)
+        loss.backward()
+        return loss.detach()
+
+    def step(x, y, n):
         if chosen:
-            return chosen[0](*args)
+            return run(chosen[0], x, y, n)
         try:
-            out = step(*args)
-        except Exception as exc:  # any failure to trace or build: the plain step, said aloud
+            out = run(graph, x, y, n)
+        except compile_errors() as exc:
             warnings.warn(f"torch.compile of {what} failed ({type(exc).__name__}: {str(exc).splitlines()[0]}"
                           f"); running the plain step", RuntimeWarning, stacklevel=2)
-            chosen.append(fn)
-            return fn(*args)
-        chosen.append(step)
+            for p in params:
+                p.grad = None
+            chosen.append(loss_terms)
+            return run(loss_terms, x, y, n)
+        chosen.append(graph)
         return out
-    return call
+    return step
 
 
 def _objective(model, q: Family, spec: InferenceSpec, device: torch.device | None = None):
@@ -98,14 +126,17 @@ def _objective(model, q: Family, spec: InferenceSpec, device: torch.device | Non
     guide = q.guide
     if spec.elbo == "analytic_kl":
         local = spec.options.get("local_reparam", False)
-
-        def loss_of(x, y, n):
-            return analytic_kl_loss(model, q, x, y, n, spec.num_particles, local)
         if spec.compile:
-            loss_of = compiled(loss_of, device or torch.device("cpu"))
+            def terms(x, y):
+                return analytic_kl_terms(model, q, x, y, spec.num_particles, local)
+
+            def finish(t, x, n):  # analytic_kl_loss's −ELBO
+                return t[0] - n / x.shape[0] * t[1]
+            params = [*guide.parameters(), *model.parameters()]
+            return compiled_step(terms, finish, params, device or torch.device("cpu"))
 
         def step(x, y, n):
-            loss = loss_of(x, y, n)
+            loss = analytic_kl_loss(model, q, x, y, n, spec.num_particles, local)
             loss.backward()
             return loss.detach()
         return step

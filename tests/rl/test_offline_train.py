@@ -114,3 +114,9 @@ def test_cql_bc_warm_up_trains_the_actor_without_q():
     assert torch.equal(warm, actor_after_one_update(1, True)[0]) and "bc_log_prob" in stats
     plain, stats = actor_after_one_update(0, False)
     assert not torch.equal(plain, actor_after_one_update(0, True)[0]) and "bc_log_prob" not in stats
+
+    # the warm-up ends after bc_steps updates, and while it lasts the data's log-likelihood rises
+    learner = CQL(3, 1, [-2.0], [2.0], CQLConfig(hidden_sizes=(16,), bc_steps=30), seed=0)
+    trace = [learner.update(batch)["bc_log_prob"] for _ in range(30)]
+    assert sum(trace[-5:]) / 5 > sum(trace[:5]) / 5 + 0.05, trace
+    assert "bc_log_prob" not in learner.update(batch)

@@ -83,9 +83,8 @@ class SoftActorCritic(nn.Module):
         if self.gradient_steps % self.policy_frequency == 0:
             for _ in range(self.policy_frequency):
                 pi, logp = self.actor.sample(s, generator)
-                actor_loss = (self.alpha() * logp).mean()
-                if actor_uses_q:
-                    actor_loss = actor_loss - torch.min(self.q1(s, pi), self.q2(s, pi)).mean()
+                q_pi = torch.min(self.q1(s, pi), self.q2(s, pi)) if actor_uses_q else 0.0
+                actor_loss = (self.alpha() * logp - q_pi).mean()
                 stats.update(actor_loss=actor_loss.detach(), entropy=-logp.detach().mean())
                 if actor_term is not None:
                     extra, extra_stats = actor_term(self, batch, pi, logp)
