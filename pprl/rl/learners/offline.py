@@ -84,7 +84,7 @@ class _ActorCriticConfig(_Shared):
     """Tune α towards the target entropy −dim(A)."""
     backup_entropy: bool = _field(True, _BOOL, None, "true, false")
     """Keep SAC's −α log π(a'|s') in the critics' target (the soft value); false: the plain
-    r + γ min Q'(s', a'), as the CQL and MISA reference code sets it for locomotion."""
+    r + γ min Q'(s', a'), as JaxCQL's default configuration has it."""
 
 
 @dataclass
