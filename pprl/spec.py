@@ -171,6 +171,25 @@ def _read_yaml(path: str | Path) -> dict:
 
 # --------------------------------------------------------------------------- model specs
 
+def parse_prior(prior, where: str, src: str) -> PriorSpec:
+    """Validate a ``prior: {weight_scale, bias_scale}`` mapping found at field ``where``."""
+    _check_keys(prior, {"weight_scale", "bias_scale"}, where, src)
+    p: dict[str, Any] = {}
+    if "weight_scale" in prior:
+        ws = prior["weight_scale"]
+        if ws != "fan_in":
+            if isinstance(ws, str):
+                raise SpecError(f"{src}: field '{where}.weight_scale' must be a number > 0 or "
+                                f"'fan_in', got {ws!r}")
+            ws = _check_positive(_check_type(ws, float, f"{where}.weight_scale", src),
+                                 f"{where}.weight_scale", src)
+        p["weight_scale"] = ws
+    if "bias_scale" in prior:
+        p["bias_scale"] = _check_positive(_check_type(prior["bias_scale"], float, f"{where}.bias_scale", src),
+                                          f"{where}.bias_scale", src)
+    return PriorSpec(**p)
+
+
 def parse_model_spec(data: dict, src: str = "<dict>") -> ModelSpec:
     """Validate a model-spec mapping (see ``models/*.yaml``); ``type: latent`` is a
     :class:`pprl.models.latent_spec.LatentSpec`."""
@@ -203,22 +222,7 @@ def parse_model_spec(data: dict, src: str = "<dict>") -> ModelSpec:
     if "normalize" in data:
         out["normalize"] = _check_type(data["normalize"], bool, "normalize", src)
 
-    prior = data.get("prior", {})
-    _check_keys(prior, {"weight_scale", "bias_scale"}, "prior", src)
-    p: dict[str, Any] = {}
-    if "weight_scale" in prior:
-        ws = prior["weight_scale"]
-        if ws != "fan_in":
-            if isinstance(ws, str):
-                raise SpecError(f"{src}: field 'prior.weight_scale' must be a number > 0 or "
-                                f"'fan_in', got {ws!r}")
-            ws = _check_positive(_check_type(ws, float, "prior.weight_scale", src),
-                                 "prior.weight_scale", src)
-        p["weight_scale"] = ws
-    if "bias_scale" in prior:
-        p["bias_scale"] = _check_positive(_check_type(prior["bias_scale"], float, "prior.bias_scale", src),
-                                          "prior.bias_scale", src)
-    out["prior"] = PriorSpec(**p)
+    out["prior"] = parse_prior(data.get("prior", {}), "prior", src)
 
     lik = data.get("likelihood", {})
     _check_keys(lik, {"type", "df", "noise_scale", "learn_noise"}, "likelihood", src)

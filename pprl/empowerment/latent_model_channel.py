@@ -55,6 +55,8 @@ class LatentModelChannel:
         self.noise, self.noise_std = noise, None if noise_std is None else float(noise_std)
         self.posterior = posterior
         self.model = copy.deepcopy(model).double().requires_grad_(False)
+        # a Bayesian transition runs at the mean of q(θ), the fixed dynamics the capacity is read from
+        self.weights = posterior.transition_weights().double() if model.bayesian else None
         self.obs_dim, self.act_dim = model.latent_size, model.act_dim
         self.action_low, self.action_high = _box(action_low, action_high, self.act_dim)
 
@@ -77,7 +79,7 @@ class LatentModelChannel:
         z, a, noise = z.to(torch.float64), a.to(torch.float64), noise.to(torch.float64)
         steps = a.shape[1] * self.repeat
         for j in range(steps):
-            loc, scale = self.model.transition_loc_scale(z, a[:, j // self.repeat])
+            loc, scale = self.model.transition_loc_scale(z, a[:, j // self.repeat], self.weights)
             eps = noise[:, j] if self.noise == "step" else noise[:, 0] if j == steps - 1 else None
             if eps is None:
                 z = loc

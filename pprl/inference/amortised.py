@@ -35,6 +35,7 @@ from torch import nn
 from ..models.encoders import ConvEncoder
 from ..models.latent import ACTIVATION_MODULES, inverse_softplus, make_mlp, positive
 from ..models.latent_spec import LatentSpec
+from ..models.layers import mlp_layout
 
 MIN_SCALE = 1e-4
 
@@ -42,7 +43,8 @@ MIN_SCALE = 1e-4
 class AmortisedGuide(nn.Module):
     """q(z_t | …) for a :class:`~pprl.models.latent.LatentModel` of ``spec`` (see the module docstring)."""
 
-    def __init__(self, spec: LatentSpec, act_dim: int, num_flows: int = 0, flow_hidden: int = 64):
+    def __init__(self, spec: LatentSpec, act_dim: int, num_flows: int = 0, flow_hidden: int = 64,
+                 weights_init_scale: float = 0.01):
         super().__init__()
         self.spec, self.act_dim = spec, int(act_dim)
         self.obs_shape = spec.obs_shape
@@ -87,6 +89,16 @@ class AmortisedGuide(nn.Module):
         self.baseline = nn.Linear(self.obs_dim + 1, 1)  # b(o_t, T − t) for the score-function estimator
         nn.init.zeros_(self.baseline.weight), nn.init.zeros_(self.baseline.bias)
         self.score_function = spec.estimator == "score_function"
+        self.bayesian = spec.transition.bayesian
+        if self.bayesian:  # q(θ) = N(μ, diag σ²) of the transition's weights, θ laid out as mlp_layout
+            hidden = spec.transition.hidden_sizes if spec.transition.type == "mlp" else ()
+            layers, D = mlp_layout([dz + self.act_dim, *hidden, dz])
+            loc = torch.zeros(D)
+            for i, layer in enumerate(layers):  # torch's Linear init; the last layer 10× smaller (f ≈ 0)
+                bound = (0.1 if i == len(layers) - 1 else 1.0) / math.sqrt(layer.fan_in)
+                loc[layer.weight] = torch.empty(layer.fan_in * layer.fan_out).uniform_(-bound, bound)
+            self.weights_loc = nn.Parameter(loc)
+            self.weights_scale_raw = nn.Parameter(torch.full((D,), inverse_softplus(float(weights_init_scale))))
 
     def embed(self, obs: torch.Tensor, act: torch.Tensor | None = None) -> torch.Tensor:
         """Features of every frame ``obs [..., T, obs_dim]`` → ``[..., T, width]`` (one batched pass);
@@ -134,8 +146,11 @@ class AmortisedGuide(nn.Module):
         return dist.TransformedDistribution(base, [flow.condition(feat) for flow in self.flows])
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor, num_sequences: int | None = None):
-        """The Pyro guide: sites ``z_t`` in the plate ``sequences`` (the model's signature)."""
+        """The Pyro guide: sites ``z_t`` in the plate ``sequences`` (the model's signature), and
+        ``transition_weights`` for a Bayesian transition."""
         B, T = obs.shape[:2]
+        if self.bayesian:
+            pyro.sample("transition_weights", self.weights_distribution())
         feats = self.embed(obs, act)
         subsample = torch.arange(B, device=obs.device)
         with pyro.plate("sequences", num_sequences or B, subsample=subsample):
@@ -155,6 +170,14 @@ class AmortisedGuide(nn.Module):
                 else:
                     q = self.distribution(feats[:, t], z, act[:, t - 1] if t else None)
                 z = pyro.sample(f"z_{t}", q, infer=infer)
+
+    @property
+    def weights_scale(self) -> torch.Tensor:
+        return positive(self.weights_scale_raw, MIN_SCALE * 1e-2)
+
+    def weights_distribution(self) -> dist.Distribution:
+        """q(θ) = N(μ, diag σ²) of a Bayesian transition's weights, event shape ``[D]``."""
+        return dist.Normal(self.weights_loc, self.weights_scale).to_event(1)
 
     @torch.no_grad()
     def sample(self, obs: torch.Tensor, act: torch.Tensor, num_samples: int,
@@ -192,11 +215,12 @@ class AmortisedGuide(nn.Module):
 
 
 def guide_options(spec) -> dict:
-    """The :class:`AmortisedGuide` arguments an inference spec asks for (its family's
-    ``local_guide_options``: planar flows per step for ``flow``, none for ``mean_field``)."""
+    """The :class:`AmortisedGuide` arguments an inference spec asks for: its family's
+    ``local_guide_options`` (planar flows per step for ``flow``, none for ``mean_field``), and its
+    ``init_scale`` as the initial σ of q(θ) for a Bayesian transition."""
     from .families import family_class
 
-    return family_class(spec.family).local_guide_options(spec)
+    return {**family_class(spec.family).local_guide_options(spec), "weights_init_scale": spec.init_scale}
 
 
 class _Squeeze(nn.Module):

@@ -29,6 +29,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyro
@@ -73,22 +74,38 @@ def _normal(fn) -> dist.Normal:
     return dist.Normal(base.loc, base.scale)
 
 
-def analytic_terms(model: LatentModel, guide: AmortisedGuide, obs, act, num_sequences=None, samples: bool = False):
-    """One draw z ~ q: log p(o_t | z_t) ``[T, B]`` and the closed-form KL(q(z_t | ·) ‖ p(z_t | z_{t−1}, a_{t−1}))
-    ``[T, B]`` (the prior of step t evaluated at the guide's z_{t−1}), plus the (q, p) Normals per step
-    and, with ``samples``, the draw itself ``[T, B, dz]``."""
+class AnalyticTerms(NamedTuple):
+    """The pieces of one draw of the analytic-KL ELBO (:func:`analytic_terms`)."""
+
+    rec: torch.Tensor  # log p(o_t | z_t), [T, B]
+    kl: torch.Tensor  # KL(q(z_t | ·) ‖ p(z_t | z_{t−1}, a_{t−1})), [T, B]
+    pairs: list  # the (q, p) Normals of each step
+    z: torch.Tensor  # the guide's draw, [T, B, dz]
+    theta: torch.Tensor | None  # the draw of a Bayesian transition's weights θ ~ q(θ), [D]
+    weights_kl: torch.Tensor  # KL(q(θ) ‖ p(θ)), a scalar (0 without Bayesian weights)
+
+
+def analytic_terms(model: LatentModel, guide: AmortisedGuide, obs, act, num_sequences=None) -> AnalyticTerms:
+    """One draw z ~ q (and θ ~ q(θ) for a Bayesian transition): log p(o_t | z_t) and the closed-form
+    KL(q(z_t | ·) ‖ p(z_t | z_{t−1}, a_{t−1})), each ``[T, B]`` (the prior of step t evaluated at the
+    guide's z_{t−1}), the (q, p) Normals per step, the draws, and the closed-form KL(q(θ) ‖ p(θ))."""
     guide_tr = poutine.trace(guide).get_trace(obs, act, num_sequences)
     model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(obs, act, num_sequences)
     T = obs.shape[1]
     rec = torch.stack([model_tr.nodes[f"o_{t}"]["fn"].log_prob(obs[:, t]) for t in range(T)])
     pairs = [(_normal(guide_tr.nodes[f"z_{t}"]["fn"]), _normal(model_tr.nodes[f"z_{t}"]["fn"])) for t in range(T)]
     kl = torch.stack([kl_divergence(q, p).sum(-1) for q, p in pairs])
-    if samples:
-        return rec, kl, pairs, torch.stack([guide_tr.nodes[f"z_{t}"]["value"] for t in range(T)])
-    return rec, kl, pairs
+    z = torch.stack([guide_tr.nodes[f"z_{t}"]["value"] for t in range(T)])
+    theta, weights_kl = None, rec.new_zeros(())
+    if model.bayesian:
+        site = "transition_weights"
+        theta = guide_tr.nodes[site]["value"]
+        weights_kl = kl_divergence(_normal(guide_tr.nodes[site]["fn"]), _normal(model_tr.nodes[site]["fn"])).sum()
+    return AnalyticTerms(rec, kl, pairs, z, theta, weights_kl)
 
 
-def overshooting_kl(model: LatentModel, z: torch.Tensor, pairs, act: torch.Tensor, distance: int) -> list[torch.Tensor]:
+def overshooting_kl(model: LatentModel, z: torch.Tensor, pairs, act: torch.Tensor, distance: int,
+                    theta: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Latent overshooting (after Hafner et al. 2019, PlaNet, eq. 7): for d = 2 … ``distance``, the KL from
     the guide's q(z_{s+d} | ·) (held fixed: the open-loop prior is trained towards it, not the other
     way round) to the d-step open-loop prior p(z_{s+d} | z_{s+d−1}, a_{s+d−1}), with z_{s+d−1} drawn by
@@ -98,7 +115,8 @@ def overshooting_kl(model: LatentModel, z: torch.Tensor, pairs, act: torch.Tenso
     this is the ELBO's own KL term, so it is not repeated here. PlaNet weighs all distances alike,
     (1/D) Σ_{d=1}^{D} β_d KL_d with free nats on each; :func:`analytic_loss` keeps the ELBO's KL
     whole and adds β × the mean over d ≥ 2 (free nats apply to the one-step term only), which
-    matches PlaNet's with β_1 = D and β_{d>1} = β·D/(D − 1), up to the overall factor 1/D."""
+    matches PlaNet's with β_1 = D and β_{d>1} = β·D/(D − 1), up to the overall factor 1/D. A
+    Bayesian transition rolls forward with the guide's draw ``theta`` of its weights."""
     T = z.shape[0]
     a = act.transpose(0, 1)  # [T − 1, B, da]
     q_loc = torch.stack([q.loc for q, _ in pairs]).detach()
@@ -106,7 +124,7 @@ def overshooting_kl(model: LatentModel, z: torch.Tensor, pairs, act: torch.Tenso
     current, terms = z[:-1], []  # current[s]: the open-loop state at time s + d − 1 from start s
     for d in range(1, distance + 1):
         n = T - d  # starts s = 0 … T − 1 − d
-        loc, scale = model.transition_loc_scale(current[:n], a[d - 1:d - 1 + n])
+        loc, scale = model.transition_loc_scale(current[:n], a[d - 1:d - 1 + n], theta)
         if d > 1:
             target = dist.Normal(q_loc[d:d + n], q_scale[d:d + n])
             terms.append(kl_divergence(target, dist.Normal(loc, scale)).sum(-1))
@@ -119,13 +137,11 @@ def analytic_loss(model, guide, obs, act, num_sequences, free_nats: float = 0.0,
                   overshooting: int = 0, overshooting_scale: float = 1.0):
     """(surrogate loss to minimise, −ELBO estimate): closed-form KL per step with free nats, KL
     balancing and latent overshooting (see the module docstring); both scaled to the N sequences."""
-    if overshooting > 1:
-        rec, kl, pairs, z = analytic_terms(model, guide, obs, act, num_sequences, samples=True)
-    else:
-        rec, kl, pairs = analytic_terms(model, guide, obs, act, num_sequences)
+    terms = analytic_terms(model, guide, obs, act, num_sequences)
+    rec, kl, pairs = terms.rec, terms.kl, terms.pairs
     B = obs.shape[0]
     scale = num_sequences / B
-    neg_elbo = -scale * (rec.sum() - kl.sum())
+    neg_elbo = -scale * (rec.sum() - kl.sum()) + terms.weights_kl
     if kl_balance is not None:
         detached = lambda d: dist.Normal(d.loc.detach(), d.scale.detach())  # noqa: E731
         kl_used = torch.stack([kl_balance * kl_divergence(detached(q), p).sum(-1)
@@ -135,11 +151,11 @@ def analytic_loss(model, guide, obs, act, num_sequences, free_nats: float = 0.0,
     kl_step = kl_used.mean(1)  # [T]: the minibatch mean of each step's KL
     if free_nats > 0:
         kl_step = torch.clamp(kl_step, min=free_nats)
-    loss = -scale * rec.sum() + num_sequences * kl_step.sum()
+    loss = -scale * rec.sum() + num_sequences * kl_step.sum() + terms.weights_kl
     if overshooting > 1:
-        terms = overshooting_kl(model, z, pairs, act, overshooting)
+        extra = overshooting_kl(model, terms.z, pairs, act, overshooting, terms.theta)
         # β × the mean over d = 2 … D of Σ_s (minibatch mean of KL_{d,s}), on the scale of the ELBO's KL
-        loss = loss + num_sequences * overshooting_scale * sum(t.mean(1).sum() for t in terms) / len(terms)
+        loss = loss + num_sequences * overshooting_scale * sum(t.mean(1).sum() for t in extra) / len(extra)
     return loss, neg_elbo.detach()
 
 
@@ -184,14 +200,18 @@ def make_objective(model: LatentModel, guide: AmortisedGuide, num_particles: int
 def elbo_estimate(model: LatentModel, guide: AmortisedGuide, data: Sequences, num_particles: int = 8,
                   seed: int = 0, chunk: int = 256) -> float:
     """The ELBO per observed step on ``data`` (closed-form KL, ``num_particles`` draws of z; a flow
-    guide has no closed-form KL: E_q[log p(o, z) − log q(z)] by Monte Carlo), seeded."""
+    guide has no closed-form KL: E_q[log p(o, z) − log q(z)] by Monte Carlo), seeded. A Bayesian
+    transition's −KL(q(θ) ‖ p(θ)) enters once for the whole of ``data``."""
     if guide.num_flows:
         elbo = Trace_ELBO(num_particles=num_particles, max_plate_nesting=1)
         total = 0.0
         with seeded(seed), torch.no_grad():
             for start in range(0, len(data), chunk):
                 part = data[start:start + chunk]
-                total -= float(elbo.loss(model, guide, part.obs, part.act))
+                if model.bayesian:  # local terms scaled to the data set, × B/N: the global term once in all
+                    total -= float(elbo.loss(model, guide, part.obs, part.act, len(data))) * len(part) / len(data)
+                else:
+                    total -= float(elbo.loss(model, guide, part.obs, part.act))
         return total / (len(data) * data.length)
     total, before = 0.0, guide.score_function
     guide.score_function = False  # the closed-form KL reads the guide's Normals
@@ -200,8 +220,9 @@ def elbo_estimate(model: LatentModel, guide: AmortisedGuide, data: Sequences, nu
             for start in range(0, len(data), chunk):
                 part = data[start:start + chunk]
                 for _ in range(num_particles):
-                    rec, kl, _ = analytic_terms(model, guide, part.obs, part.act)
-                    total += float(rec.sum() - kl.sum()) / num_particles
+                    terms = analytic_terms(model, guide, part.obs, part.act)
+                    total += float(terms.rec.sum() - terms.kl.sum()) / num_particles
+            total -= float(terms.weights_kl)  # the global KL(q(θ) ‖ p(θ)), counted once for the data set
     finally:
         guide.score_function = before
     return total / (len(data) * data.length)

@@ -87,8 +87,56 @@ class LatentPosterior:
         loc, _ = self.guide.encode(obs, None if context_act is None else
                                    torch.as_tensor(context_act, dtype=torch.float32, device=self.device))
         with seeded(seed):
-            z = self.model.rollout(loc[:, -1], actions, sample=sample)
+            theta = self.transition_weights(len(loc) if sample else None) if self.model.bayesian else None
+            z = self.model.rollout(loc[:, -1], actions, sample=sample, theta=theta)
         return self.model.decode_mean(z)
+
+    @torch.no_grad()
+    def transition_weights(self, num_samples: int | None = None) -> torch.Tensor:
+        """A Bayesian transition's weights: the mean μ of q(θ) (``[D]``), or ``num_samples`` draws
+        θ ~ q(θ) (``[num_samples, D]``, global torch RNG: call seeded). :meth:`predict` rolls out with
+        μ, or with ``sample`` one draw of θ per sequence (the posterior predictive)."""
+        if not self.model.bayesian:
+            raise ValueError(f"model {self.spec.name!r} has point-estimate transition weights; "
+                             f"transition.bayesian: true makes them a latent variable with a posterior q(θ)")
+        if num_samples is None:
+            return self.guide.weights_loc.detach().clone()
+        return self.guide.weights_distribution().sample((int(num_samples),))
+
+    def transition_posterior(self):
+        """q(θ) of a Bayesian transition as a :class:`~pprl.inference.posterior.Posterior` of a ``bnn``
+        dynamics model on the latent codes: p(z' − z | z, a, θ) = N(f(z, a; θ), diag s²) with the
+        fitted scale s held fixed, no normalisation, the same prior and a ``mean_field`` q of the
+        fitted μ, σ. Every tool of a dynamics posterior then applies to the codes of frames, VIME's
+        :class:`~pprl.inference.info_gain.InfoGain` first: the information gain about θ of a
+        transition (z, a, z') (z and z' from :meth:`encode`)."""
+        from ..models.dynamics import build_model
+        from ..spec import LikelihoodSpec, ModelSpec, PriorSpec, parse_inference_spec
+        from .families import make_family
+        from .families.base import assign
+        from .posterior import Posterior
+
+        if not self.model.bayesian:
+            self.transition_weights()  # the error
+        tr = self.spec.transition
+        scale = torch.nn.functional.softplus(self.model.transition_scale_raw.detach()) + tr.min_scale
+        mspec = ModelSpec(type="bnn", name=f"{self.spec.name}_transition",
+                          hidden_sizes=tuple(tr.hidden_sizes) if tr.type == "mlp" else (),
+                          activation=tr.activation, prior=PriorSpec(tr.prior.weight_scale, tr.prior.bias_scale),
+                          likelihood=LikelihoodSpec(noise_scale=1.0, learn_noise=False), target="delta",
+                          normalize=False, source=f"{self.spec.source}:transition")
+        dz, da = self.model.latent_size, self.model.act_dim
+        model = build_model(mspec, dz, da).to(self.device)
+        model.noise_scale.copy_(scale)
+        ispec = parse_inference_spec({"family": "mean_field", "elbo": "analytic_kl",
+                                      "lr": self.inference.lr, "batch_size": self.inference.batch_size},
+                                     f"{self.spec.source}:transition")
+        q = make_family(ispec)
+        guide = q.load_guide(model)
+        with torch.no_grad():
+            assign(guide.locs, "theta", self.guide.weights_loc.detach().clone())
+            assign(guide.scales, "theta", self.guide.weights_scale.detach().clone())
+        return Posterior(q, info={"from_latent_model": self.spec.name})
 
     @uses_threads
     def elbo(self, data: Sequences, num_particles: int = 8, seed: int = 0) -> float:

@@ -23,7 +23,7 @@ from torch.distributions import constraints
 from ..data import Transitions
 from ..pyro_settings import local_params
 from ..spec import ModelSpec, as_model_spec
-from .layers import ACTIVATIONS, batched_mlp, local_reparam_mlp, mlp_layout
+from .layers import ACTIVATIONS, batched_mlp, local_reparam_mlp, mlp_layout, mlp_prior_scale
 from .normalizer import Normalizer
 
 
@@ -176,10 +176,7 @@ class BayesianDynamics(DynamicsModel):
         super().__init__(spec, obs_dim, act_dim, param_dim)
         self.layers = layers
         self.activation = ACTIVATIONS[spec.activation]
-        for layer in layers:
-            ws = spec.prior.weight_scale
-            self.prior_scale[layer.weight] = 1.0 / math.sqrt(layer.fan_in) if ws == "fan_in" else ws
-            self.prior_scale[layer.bias] = spec.prior.bias_scale
+        self.prior_scale.copy_(mlp_prior_scale(layers, spec.prior.weight_scale, spec.prior.bias_scale))
 
     def mean(self, theta, x, trace=None):
         return batched_mlp(theta, x, self.layers, self.activation, trace)

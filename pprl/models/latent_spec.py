@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..spec import (ACTIVATIONS, SpecError, _check_choice, _check_keys, _check_positive, _check_type)
+from ..spec import (ACTIVATIONS, PriorSpec, SpecError, _check_choice, _check_keys, _check_positive, _check_type,
+                    parse_prior)
 
 OBSERVATION_KINDS = ("vector", "image")
 NETWORKS = ("linear", "mlp", "conv")
@@ -57,12 +58,21 @@ class NetworkSpec:
 @dataclass(frozen=True)
 class TransitionSpec:
     """p(z_{t+1} | z_t, a_t): ``mlp`` (mean and learned scale from one network, scale ≥ ``min_scale``),
-    ``linear`` (A z + B a + b, a learned diagonal scale) or ``none`` (z_t ~ N(0, I) independently)."""
+    ``linear`` (A z + B a + b, a learned diagonal scale) or ``none`` (z_t ~ N(0, I) independently).
+
+    ``bayesian: true`` (mlp or linear) makes the transition's weights θ a global latent variable,
+    θ ~ N(0, diag σ_p²) with σ_p from ``prior`` (``weight_scale``: a number or ``fan_in`` = 1/√fan_in;
+    ``bias_scale``), and z_{t+1} = z_t + f(z_t, a_t; θ) + s ⊙ ε with f an MLP of ``hidden_sizes`` (none
+    for ``linear``) and one learned diagonal scale s ≥ ``min_scale`` for every state, the likelihood
+    of VIME's Bayesian dynamics model (Houthooft et al. 2016) on the latent codes. The guide holds
+    q(θ) = N(μ, diag σ²), and the ELBO gains −KL(q(θ) ‖ p(θ)), counted once for the whole data set."""
 
     type: str = "mlp"
     hidden_sizes: tuple[int, ...] = (128,)
     activation: str = "elu"
     min_scale: float = 0.01
+    bayesian: bool = False
+    prior: PriorSpec = field(default_factory=PriorSpec)
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,11 @@ class LatentSpec:
         used = {"linear": ("type",), "none": ("type",), "mlp": ("type", "hidden_sizes", "activation"),
                 "conv": ("type", "features")}
         for key in ("encoder", "decoder", "transition"):
-            keep = used[d[key]["type"]] + (("min_scale",) if key == "transition" and d[key]["type"] == "mlp" else ())
+            keep = used[d[key]["type"]]
+            if key == "transition" and (d[key]["type"] == "mlp" or self.transition.bayesian):
+                keep += ("min_scale",)
+            if key == "transition" and self.transition.bayesian:
+                keep += ("bayesian", "prior")
             if key == "decoder" and d[key]["type"] == "conv":
                 keep = ("type",)
             d[key] = {k: list(v) if k == "hidden_sizes" else v for k, v in d[key].items() if k in keep}
@@ -209,7 +223,7 @@ def parse_latent_spec(data: dict, src: str = "<dict>") -> LatentSpec:
     out["decoder"] = _network(data.get("decoder", default_net), "decoder", src, image)
 
     tr = data.get("transition", {})
-    _check_keys(tr, {"type", "hidden_sizes", "activation", "min_scale"}, "transition", src)
+    _check_keys(tr, {"type", "hidden_sizes", "activation", "min_scale", "bayesian", "prior"}, "transition", src)
     t: dict[str, Any] = {}
     if "type" in tr:
         t["type"] = _check_choice(tr["type"], TRANSITIONS, "transition.type", src)
@@ -220,6 +234,16 @@ def parse_latent_spec(data: dict, src: str = "<dict>") -> LatentSpec:
     if "min_scale" in tr:
         t["min_scale"] = _check_positive(_check_type(tr["min_scale"], float, "transition.min_scale", src),
                                          "transition.min_scale", src)
+    if "bayesian" in tr:
+        t["bayesian"] = _check_type(tr["bayesian"], bool, "transition.bayesian", src)
+        if t["bayesian"] and t.get("type", "mlp") == "none":
+            raise SpecError(f"{src}: field 'transition.bayesian': transition.type 'none' has no weights; "
+                            f"allowed transition.type: mlp, linear")
+    if "prior" in tr:
+        if not t.get("bayesian"):
+            raise SpecError(f"{src}: field 'transition.prior' is the prior of Bayesian transition weights; "
+                            f"set transition.bayesian: true as well")
+        t["prior"] = parse_prior(tr["prior"], "transition.prior", src)
     out["transition"] = TransitionSpec(**t)
 
     lik = data.get("likelihood", {})

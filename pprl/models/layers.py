@@ -6,6 +6,7 @@ dimension: ``θ [P, D]`` and inputs ``x [N, in]`` give outputs ``[P, N, out]``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,16 @@ def mlp_layout(sizes: list[int]) -> tuple[list[LayerSlices], int]:
         layers.append(LayerSlices(fan_in, fan_out, w, b))
         offset = b.stop
     return layers, offset
+
+
+def mlp_prior_scale(layers: list[LayerSlices], weight_scale: float | str, bias_scale: float) -> torch.Tensor:
+    """σ_p of the zero-mean Gaussian prior on each entry of θ: ``weight_scale`` (or 1/√fan_in for
+    ``"fan_in"``, per layer) on the weights, ``bias_scale`` on the biases → ``[D]``."""
+    scale = torch.ones(layers[-1].bias.stop)
+    for layer in layers:
+        scale[layer.weight] = 1.0 / math.sqrt(layer.fan_in) if weight_scale == "fan_in" else float(weight_scale)
+        scale[layer.bias] = float(bias_scale)
+    return scale
 
 
 def batched_mlp(theta: torch.Tensor, x: torch.Tensor, layers: list[LayerSlices], activation,

@@ -78,6 +78,9 @@ def latent_numpyro_model(model):
     spec = model.spec
     if spec.decoder.type == "conv":
         raise ValueError(f"model {spec.name!r}: the NUTS reference needs a linear or mlp decoder, not conv")
+    if model.bayesian:
+        raise ValueError(f"model {spec.name!r}: the NUTS reference samples the local latents z given point-estimate "
+                         f"transition weights; a Bayesian transition (transition.bayesian: true) is not translated")
     decode = jax_network(model.decoder)
     dz, kind = model.latent_size, spec.transition.type
     if kind != "none":
