@@ -42,7 +42,7 @@ print("ok")
 
 def test_unknown_names_list_the_shipped_ones():
     assert set(bundled("models")) >= {"bnn_dynamics", "bnn_dynamics_student_t", "linear_gaussian"}
-    with pytest.raises(SpecError, match="bundled: bnn_dynamics, bnn_dynamics_student_t, latent_mountaincar_pixels, "
+    with pytest.raises(SpecError, match="bundled: bnn_dynamics, bnn_dynamics_student_t, latent_mountaincar_pixels, latent_mountaincar_pixels_bayesian, "
                                         "latent_pendulum_pixels, latent_vector, linear_gaussian"):
         as_model_spec("bnn_dynamcis")
     with pytest.raises(SpecError, match="allowed families: mean_field"):

@@ -56,7 +56,7 @@ def test_validate_shipped_specs(capsys):
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.strip().splitlines()
-    assert len(lines) == len(SHIPPED) == 13  # 6 models (3 latent), 7 inference specs (nuts included)
+    assert len(lines) == len(SHIPPED) == 14  # 7 models (4 latent), 7 inference specs (nuts included)
     for path, line in zip(SHIPPED, lines):
         assert line.startswith("ok ") and path in line
     assert "(model spec: bnn)" in out and "(inference spec: mean_field)" in out

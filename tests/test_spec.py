@@ -40,7 +40,8 @@ def _without_source(spec):
 
 def test_shipped_spec_files_are_the_expected_ones():
     assert [p.name for p in MODEL_FILES] == ["bnn_dynamics.yaml", "bnn_dynamics_student_t.yaml",
-                                             "latent_mountaincar_pixels.yaml", "latent_pendulum_pixels.yaml",
+                                             "latent_mountaincar_pixels.yaml", "latent_mountaincar_pixels_bayesian.yaml",
+                                             "latent_pendulum_pixels.yaml",
                                              "latent_vector.yaml",
                                              "linear_gaussian.yaml"]
     assert {p.stem for p in INFERENCE_FILES} == set(FAMILIES)

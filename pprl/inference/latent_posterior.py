@@ -103,15 +103,16 @@ class LatentPosterior:
             return self.guide.weights_loc.detach().clone()
         return self.guide.weights_distribution().sample((int(num_samples),))
 
-    def transition_posterior(self):
+    def transition_posterior(self, inference=None):
         """q(θ) of a Bayesian transition as a :class:`~pprl.inference.posterior.Posterior` of a ``bnn``
         dynamics model on the latent codes: p(z' − z | z, a, θ) = N(f(z, a; θ), diag s²) with the
         fitted scale s held fixed, no normalisation, the same prior and a ``mean_field`` q of the
-        fitted μ, σ. Every tool of a dynamics posterior then applies to the codes of frames, VIME's
+        fitted μ, σ. ``inference`` (a ``mean_field`` inference spec) sets how the posterior is refitted
+        later (:meth:`InfoGain.update`); by default, the analytic-KL ELBO with this fit's lr and batch size. Every tool of a dynamics posterior then applies to the codes of frames, VIME's
         :class:`~pprl.inference.info_gain.InfoGain` first: the information gain about θ of a
         transition (z, a, z') (z and z' from :meth:`encode`)."""
         from ..models.dynamics import build_model
-        from ..spec import LikelihoodSpec, ModelSpec, PriorSpec, parse_inference_spec
+        from ..spec import LikelihoodSpec, ModelSpec, PriorSpec, as_inference_spec, parse_inference_spec
         from .families import make_family
         from .families.base import assign
         from .posterior import Posterior
@@ -128,9 +129,15 @@ class LatentPosterior:
         dz, da = self.model.latent_size, self.model.act_dim
         model = build_model(mspec, dz, da).to(self.device)
         model.noise_scale.copy_(scale)
-        ispec = parse_inference_spec({"family": "mean_field", "elbo": "analytic_kl",
-                                      "lr": self.inference.lr, "batch_size": self.inference.batch_size},
-                                     f"{self.spec.source}:transition")
+        if inference is None:
+            ispec = parse_inference_spec({"family": "mean_field", "elbo": "analytic_kl",
+                                          "lr": self.inference.lr, "batch_size": self.inference.batch_size},
+                                         f"{self.spec.source}:transition")
+        else:
+            ispec = as_inference_spec(inference)
+            if ispec.family != "mean_field":
+                raise ValueError(f"the latent model's q(θ) is mean-field; transition_posterior needs a mean_field "
+                                 f"inference spec, got family {ispec.family!r}")
         q = make_family(ispec)
         guide = q.load_guide(model)
         with torch.no_grad():

@@ -11,6 +11,12 @@
 
 With ``encoder:`` every frame is first encoded to z = E_q[z | o] by a latent model fitted once and
 then frozen, and the dynamics model is of z' given (z, a) (:mod:`.pixel_encoder` says why).
+``model: latent`` makes that dynamics model the latent model's own transition, whose weights must
+be Bayesian (``transition.bayesian: true``): VIME starts from the q(θ) the ELBO fitted jointly with
+the encoder (:meth:`~pprl.inference.latent_posterior.LatentPosterior.transition_posterior`) instead
+of fitting a separate BNN to the codes (``initial_fit_steps`` is not used), and refits it on the
+replay pool of codes as usual. The
+latent transition reads one code, so this needs ``encoder.history: 1``.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from .base import Health, IntrinsicSpec
 from .pixel_encoder import EncoderSpec, FrozenEncoder
 
 BONUS_SCALES = ("recent", "peak")
+LATENT = "latent"  # intrinsic.model: the encoder's latent model's Bayesian transition
 
 
 class VIMEHealthWarning(UserWarning):
@@ -45,7 +52,7 @@ class VIMESpec(IntrinsicSpec):
     """VIME's settings: the dynamics model, its variational family and the information-gain options."""
 
     type: ClassVar[str] = "vime"
-    model: ModelSpec | None = None
+    model: ModelSpec | None = None    # None: the encoder's latent transition (``model: latent``)
     inference: InferenceSpec | None = None
     method: str = "second_order"      # InfoGain method
     solver: str = "gradient"          # InfoGain solver (method: update)
@@ -74,7 +81,8 @@ class VIMESpec(IntrinsicSpec):
         for required in ("model", "family", "eta"):
             if required not in data:
                 raise SpecError(f"{src}: field 'intrinsic.{required}' is required for intrinsic.type 'vime'")
-        out = {"model": resolve_spec(data["model"], "model", "intrinsic.model", src, base),
+        latent = data["model"] == LATENT
+        out = {"model": None if latent else resolve_spec(data["model"], "model", "intrinsic.model", src, base),
                "inference": resolve_spec(data["family"], "inference", "intrinsic.family", src, base),
                **cls._common(data, src)}
         defaults = cls()
@@ -97,7 +105,9 @@ class VIMESpec(IntrinsicSpec):
             out[f.name] = value
         spec = cls(**out)
         _check_family(spec, src)
-        if spec.method == "update" and spec.solver == "linearized" and spec.model.likelihood.type != "normal":
+        if latent:
+            _check_latent(spec, src)
+        elif spec.method == "update" and spec.solver == "linearized" and spec.model.likelihood.type != "normal":
             raise SpecError(f"{src}: field 'intrinsic.solver': 'linearized' needs a Gaussian likelihood, the model "
                             f"has {spec.model.likelihood.type!r}; allowed: gradient")
         return spec
@@ -108,9 +118,27 @@ class VIMESpec(IntrinsicSpec):
                                      if f.name not in ("model", "inference", "encoder")}}
         if self.encoder is not None:
             out["encoder"] = self.encoder.to_dict()
-        out["model"] = self.model.to_dict()
+        out["model"] = LATENT if self.model is None else self.model.to_dict()
         out["family"] = self.inference.to_dict()
         return out
+
+
+def _check_latent(spec: VIMESpec, src: str) -> None:
+    """``model: latent`` needs an encoder whose latent model has Bayesian transition weights, read one
+    code at a time, and a mean-field family (the form of the latent model's q(θ))."""
+    enc = spec.encoder
+    if enc is None:
+        raise SpecError(f"{src}: field 'intrinsic.model': 'latent' is the transition of the encoder's latent model; "
+                        f"add intrinsic.encoder (VIME from pixels), or name a dynamics model")
+    if not enc.model.transition.bayesian:
+        raise SpecError(f"{src}: field 'intrinsic.model': 'latent' needs Bayesian transition weights in "
+                        f"intrinsic.encoder.model {enc.model.name!r}; set transition.bayesian: true there")
+    if enc.history != 1:
+        raise SpecError(f"{src}: field 'intrinsic.encoder.history': the latent transition reads one code, z_t, "
+                        f"so model 'latent' needs history 1, got {enc.history}")
+    if spec.inference.family != "mean_field":
+        raise SpecError(f"{src}: field 'intrinsic.family': the latent model's q(θ) is mean-field; with model "
+                        f"'latent' allowed: mean_field, got {spec.inference.family!r}")
 
 
 def _check_family(spec: VIMESpec, src: str) -> None:
@@ -191,7 +219,9 @@ class VIME:
         if transitions is None:
             self.stats = {}
             return torch.zeros(n)
-        if self.info_gain is None:
+        if self.info_gain is None and self.spec.model is None:  # q(θ) of the latent model's own transition
+            self.info_gain = self._info_gain(self.encoder.posterior.transition_posterior(self.spec.inference))
+        elif self.info_gain is None:
             model = build_model(self.spec.model, self.obs_dim, self.act_dim)
             self.fits += 1
             posterior = fit(model, self.spec.inference, transitions, steps=self.spec.initial_fit_steps,

@@ -171,3 +171,46 @@ def test_train_runs_the_pixel_example(tmp_path):
     assert summary["env_steps"] == 384
     again = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["intrinsic"]["encoder"]["posterior"]
     assert all(torch.equal(encoder["guide_state"][k], again["guide_state"][k]) for k in encoder["guide_state"])
+
+
+def latent_spec(**intrinsic) -> dict:
+    """``model: latent``: VIME's dynamics model is the encoder's own Bayesian transition."""
+    out = spec_with(model={**TINY_LATENT, "transition": {"type": "mlp", "hidden_sizes": [16], "bayesian": True}})
+    out["intrinsic"].update(model="latent", **intrinsic)
+    return out
+
+
+def test_model_latent_starts_from_the_latent_models_q_theta_and_resumes(frames):
+    """VIME's posterior is the latent model's q(θ) (same μ, σ, transition function and noise), with no
+    separate first fit; its refit and a resumed run continue from it."""
+    vime = VIME(load_experiment(latent_spec()).intrinsic, 2 * SIZE * SIZE, 1, seed=0)
+    reward = vime.reward(frames[:128])
+    assert torch.isfinite(reward).all() and (reward >= 0).all() and vime.fits == 0
+    latent = vime.encoder.posterior
+    q = vime.info_gain.posterior.q
+    torch.testing.assert_close(q.loc, latent.transition_weights())
+    torch.testing.assert_close(q.scale, latent.guide.weights_scale)
+    z, _ = latent.encode(frames.obs[:5])
+    loc, scale = latent.model.transition_loc_scale(z, frames.act[:5], latent.transition_weights())
+    f = vime.info_gain.posterior.model.mean(q.loc[None], torch.cat([z, frames.act[:5]], -1))[0]
+    torch.testing.assert_close(z + f, loc)
+    torch.testing.assert_close(vime.info_gain.posterior.model.noise_scale, scale[0])
+    vime.update(frames[:128])
+    assert not torch.equal(vime.info_gain.posterior.q.loc, latent.transition_weights())  # refitted on the pool
+    resumed = VIME(load_experiment(latent_spec()).intrinsic, 2 * SIZE * SIZE, 1, seed=0)
+    resumed.load_state_dict(roundtrip(vime.state_dict()))
+    torch.testing.assert_close(resumed.reward(frames[128:]), vime.reward(frames[128:]), rtol=0, atol=0)
+
+
+def test_model_latent_spec_errors():
+    with pytest.raises(SpecError, match=r"intrinsic.model.*Bayesian transition weights.*transition.bayesian: true"):
+        load_experiment({**spec_with(), "intrinsic": {**spec_with()["intrinsic"], "model": "latent"}})
+    with pytest.raises(SpecError, match=r"intrinsic.encoder.history.*needs history 1"):
+        load_experiment(latent_spec(encoder={**latent_spec()["intrinsic"]["encoder"], "history": 2}))
+    with pytest.raises(SpecError, match=r"intrinsic.family.*allowed: mean_field"):
+        load_experiment(latent_spec(family="full_rank", method="update"))
+    no_encoder = latent_spec()
+    del no_encoder["intrinsic"]["encoder"]
+    with pytest.raises(SpecError, match=r"intrinsic.model.*add intrinsic.encoder"):
+        load_experiment(no_encoder)
+    assert load_experiment(load_experiment(latent_spec()).to_dict()).intrinsic.model is None  # round trip
