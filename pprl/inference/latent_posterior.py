@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyro
 import torch
+from pyro.nn import PyroParam
+from torch.distributions import constraints
 
 from ..data.sequences import Sequences
 from ..models.latent import LatentModel, build_latent_model
@@ -103,12 +106,13 @@ class LatentPosterior:
             return self.guide.weights_loc.detach().clone()
         return self.guide.weights_distribution().sample((int(num_samples),))
 
-    def transition_posterior(self, inference=None):
+    def transition_posterior(self, inference=None, learn_noise: bool = False):
         """q(θ) of a Bayesian transition as a :class:`~pprl.inference.posterior.Posterior` of a ``bnn``
         dynamics model on the latent codes: p(z' − z | z, a, θ) = N(f(z, a; θ), diag s²) with the
-        fitted scale s held fixed, no normalisation, the same prior and a ``mean_field`` q of the
-        fitted μ, σ. ``inference`` (a ``mean_field`` inference spec) sets how the posterior is refitted
-        later (:meth:`InfoGain.update`); by default, the analytic-KL ELBO with this fit's lr and batch size. Every tool of a dynamics posterior then applies to the codes of frames, VIME's
+        fitted scale s (held fixed, or with ``learn_noise`` a point estimate that later refits move), no
+        normalisation, the same prior and a ``mean_field`` q of the fitted μ, σ. ``inference`` (a
+        ``mean_field`` inference spec) sets how the posterior is refitted later (:meth:`InfoGain.update`);
+        by default, the analytic-KL ELBO with this fit's lr and batch size. Every tool of a dynamics posterior then applies to the codes of frames, VIME's
         :class:`~pprl.inference.info_gain.InfoGain` first: the information gain about θ of a
         transition (z, a, z') (z and z' from :meth:`encode`)."""
         from ..models.dynamics import build_model
@@ -124,11 +128,15 @@ class LatentPosterior:
         mspec = ModelSpec(type="bnn", name=f"{self.spec.name}_transition",
                           hidden_sizes=tuple(tr.hidden_sizes) if tr.type == "mlp" else (),
                           activation=tr.activation, prior=PriorSpec(tr.prior.weight_scale, tr.prior.bias_scale),
-                          likelihood=LikelihoodSpec(noise_scale=1.0, learn_noise=False), target="delta",
+                          likelihood=LikelihoodSpec(noise_scale=1.0, learn_noise=bool(learn_noise)), target="delta",
                           normalize=False, source=f"{self.spec.source}:transition")
         dz, da = self.model.latent_size, self.model.act_dim
         model = build_model(mspec, dz, da).to(self.device)
-        model.noise_scale.copy_(scale)
+        if learn_noise:
+            with pyro.settings.context(module_local_params=True):
+                model.noise_scale = PyroParam(scale.clone(), constraint=constraints.positive)
+        else:
+            model.noise_scale.copy_(scale)
         if inference is None:
             ispec = parse_inference_spec({"family": "mean_field", "elbo": "analytic_kl",
                                           "lr": self.inference.lr, "batch_size": self.inference.batch_size},

@@ -15,8 +15,8 @@ then frozen, and the dynamics model is of z' given (z, a) (:mod:`.pixel_encoder`
 be Bayesian (``transition.bayesian: true``): VIME starts from the q(θ) the ELBO fitted jointly with
 the encoder (:meth:`~pprl.inference.latent_posterior.LatentPosterior.transition_posterior`) instead
 of fitting a separate BNN to the codes (``initial_fit_steps`` is not used), and refits it on the
-replay pool of codes as usual. The
-latent transition reads one code, so this needs ``encoder.history: 1``.
+replay pool of codes as usual, the transition's noise scale with it (a point estimate that starts at
+the latent fit's). The latent transition reads one code, so this needs ``encoder.history: 1``.
 """
 from __future__ import annotations
 
@@ -220,7 +220,8 @@ class VIME:
             self.stats = {}
             return torch.zeros(n)
         if self.info_gain is None and self.spec.model is None:  # q(θ) of the latent model's own transition
-            self.info_gain = self._info_gain(self.encoder.posterior.transition_posterior(self.spec.inference))
+            posterior = self.encoder.posterior.transition_posterior(self.spec.inference, learn_noise=True)
+            self.info_gain = self._info_gain(posterior)
         elif self.info_gain is None:
             model = build_model(self.spec.model, self.obs_dim, self.act_dim)
             self.fits += 1

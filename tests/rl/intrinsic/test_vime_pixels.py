@@ -182,7 +182,7 @@ def latent_spec(**intrinsic) -> dict:
 
 def test_model_latent_starts_from_the_latent_models_q_theta_and_resumes(frames):
     """VIME's posterior is the latent model's q(θ) (same μ, σ, transition function and noise), with no
-    separate first fit; its refit and a resumed run continue from it."""
+    separate first fit; its refit (of q(θ) and the noise scale) and a resumed run continue from it."""
     vime = VIME(load_experiment(latent_spec()).intrinsic, 2 * SIZE * SIZE, 1, seed=0)
     reward = vime.reward(frames[:128])
     assert torch.isfinite(reward).all() and (reward >= 0).all() and vime.fits == 0
@@ -196,7 +196,8 @@ def test_model_latent_starts_from_the_latent_models_q_theta_and_resumes(frames):
     torch.testing.assert_close(z + f, loc)
     torch.testing.assert_close(vime.info_gain.posterior.model.noise_scale, scale[0])
     vime.update(frames[:128])
-    assert not torch.equal(vime.info_gain.posterior.q.loc, latent.transition_weights())  # refitted on the pool
+    assert not torch.equal(vime.info_gain.posterior.q.loc, latent.transition_weights())  # refitted on the pool,
+    assert not torch.equal(vime.info_gain.posterior.model.noise_scale, scale[0])  # the noise scale with it
     resumed = VIME(load_experiment(latent_spec()).intrinsic, 2 * SIZE * SIZE, 1, seed=0)
     resumed.load_state_dict(roundtrip(vime.state_dict()))
     torch.testing.assert_close(resumed.reward(frames[128:]), vime.reward(frames[128:]), rtol=0, atol=0)
