@@ -99,12 +99,15 @@ class LatentPosterior:
         """A Bayesian transition's weights: the mean μ of q(θ) (``[D]``), or ``num_samples`` draws
         θ ~ q(θ) (``[num_samples, D]``, global torch RNG: call seeded). :meth:`predict` rolls out with
         μ, or with ``sample`` one draw of θ per sequence (the posterior predictive)."""
-        if not self.model.bayesian:
-            raise ValueError(f"model {self.spec.name!r} has point-estimate transition weights; "
-                             f"transition.bayesian: true makes them a latent variable with a posterior q(θ)")
+        self._require_bayesian()
         if num_samples is None:
             return self.guide.weights_loc.detach().clone()
         return self.guide.weights_distribution().sample((int(num_samples),))
+
+    def _require_bayesian(self) -> None:
+        if not self.model.bayesian:
+            raise ValueError(f"model {self.spec.name!r} has point-estimate transition weights; "
+                             f"transition.bayesian: true makes them a latent variable with a posterior q(θ)")
 
     def transition_posterior(self, inference=None, learn_noise: bool = False):
         """q(θ) of a Bayesian transition as a :class:`~pprl.inference.posterior.Posterior` of a ``bnn``
@@ -112,17 +115,16 @@ class LatentPosterior:
         fitted scale s (held fixed, or with ``learn_noise`` a point estimate that later refits move), no
         normalisation, the same prior and a ``mean_field`` q of the fitted μ, σ. ``inference`` (a
         ``mean_field`` inference spec) sets how the posterior is refitted later (:meth:`InfoGain.update`);
-        by default, the analytic-KL ELBO with this fit's lr and batch size. Every tool of a dynamics posterior then applies to the codes of frames, VIME's
-        :class:`~pprl.inference.info_gain.InfoGain` first: the information gain about θ of a
-        transition (z, a, z') (z and z' from :meth:`encode`)."""
+        by default, the analytic-KL ELBO with this fit's lr and batch size. Every tool of a dynamics
+        posterior then applies to the codes of frames, VIME's :class:`~pprl.inference.info_gain.InfoGain`
+        first: the information gain about θ of a transition (z, a, z'), z and z' from :meth:`encode`."""
         from ..models.dynamics import build_model
         from ..spec import LikelihoodSpec, ModelSpec, PriorSpec, as_inference_spec, parse_inference_spec
         from .families import make_family
         from .families.base import assign
         from .posterior import Posterior
 
-        if not self.model.bayesian:
-            self.transition_weights()  # the error
+        self._require_bayesian()
         tr = self.spec.transition
         scale = torch.nn.functional.softplus(self.model.transition_scale_raw.detach()) + tr.min_scale
         mspec = ModelSpec(type="bnn", name=f"{self.spec.name}_transition",
