@@ -198,10 +198,15 @@ def make_objective(model: LatentModel, guide: AmortisedGuide, num_particles: int
 
 @torch.no_grad()
 def elbo_estimate(model: LatentModel, guide: AmortisedGuide, data: Sequences, num_particles: int = 8,
-                  seed: int = 0, chunk: int = 256) -> float:
+                  seed: int = 0, chunk: int = 256, weights_kl: bool = True) -> float:
     """The ELBO per observed step on ``data`` (closed-form KL, ``num_particles`` draws of z; a flow
     guide has no closed-form KL: E_q[log p(o, z) − log q(z)] by Monte Carlo), seeded. A Bayesian
-    transition's −KL(q(θ) ‖ p(θ)) enters once for the whole of ``data``."""
+    transition's −KL(q(θ) ‖ p(θ)) enters once for the whole of ``data`` (the bound on log p(data)
+    with θ a latent variable); ``weights_kl=False`` leaves it out, E_q(θ) of the local ELBO, the
+    per-step score that stays comparable between data sets of different sizes (held-out data)."""
+    if guide.num_flows and model.bayesian and not weights_kl:
+        raise ValueError("weights_kl=False needs the closed-form KL of a Gaussian guide; a flow guide's ELBO "
+                         "is estimated with the weights' term included")
     if guide.num_flows:
         elbo = Trace_ELBO(num_particles=num_particles, max_plate_nesting=1)
         total = 0.0
@@ -222,7 +227,8 @@ def elbo_estimate(model: LatentModel, guide: AmortisedGuide, data: Sequences, nu
                 for _ in range(num_particles):
                     terms = analytic_terms(model, guide, part.obs, part.act)
                     total += float(terms.rec.sum() - terms.kl.sum()) / num_particles
-            total -= float(terms.weights_kl)  # the global KL(q(θ) ‖ p(θ)), counted once for the data set
+            if model.bayesian and weights_kl:
+                total -= float(terms.weights_kl)  # the global KL(q(θ) ‖ p(θ)), counted once for the data set
     finally:
         guide.score_function = before
     return total / (len(data) * data.length)
@@ -283,20 +289,27 @@ def latent_metrics(posterior: LatentPosterior, data: Transitions | Sequences, ho
                    num_particles: int = 4, max_sequences: int = 256, seed: int = 0) -> dict:
     """ELBO per observed step, reconstruction MSE and the K-step open-loop prediction MSE (from the
     guide's mean at o_0, K = 1 … ``horizon``) with the constant-frame baseline (predict o_0), on
-    windows of ``horizon`` transitions of ``data``; MSE per observation coordinate."""
+    windows of ``horizon`` transitions of ``data``; MSE per observation coordinate. For a Bayesian
+    transition the ELBO is E_q(θ) of the local ELBO, and ``weights_kl`` reports KL(q(θ) ‖ p(θ))
+    (a quantity of the training fit, not of these windows)."""
     seqs = data if isinstance(data, Sequences) else to_sequences(data, horizon)
     if len(seqs) == 0:
         raise ValueError(f"no window of {horizon} transitions in the evaluation data (episodes too short)")
     seqs = seqs[:max_sequences].to(posterior.device)
     K = seqs.length - 1
     model = posterior.model
-    elbo = elbo_estimate(model, posterior.guide, seqs, num_particles, seed)
+    flow_bayesian = model.bayesian and posterior.guide.num_flows
+    elbo = elbo_estimate(model, posterior.guide, seqs, num_particles, seed, weights_kl=bool(flow_bayesian))
     loc, _ = posterior.guide.encode(seqs.obs, seqs.act)
     recon = model.decode_mean(loc)
     pred = posterior.predict(seqs.obs[:, 0], seqs.act, threads=None)
     err = (pred - seqs.obs).pow(2).mean((0, 2))  # [K + 1]
     const = (seqs.obs[:, :1] - seqs.obs).pow(2).mean((0, 2))
-    return {"elbo_per_step": elbo, "reconstruction_mse": float((recon - seqs.obs).pow(2).mean()),
+    extra = {}
+    if model.bayesian:
+        extra["weights_kl"] = float(kl_divergence(posterior.guide.weights_distribution(), model.weights_prior()))
+        extra["elbo_includes_weights_kl"] = bool(flow_bayesian)
+    return {"elbo_per_step": elbo, **extra, "reconstruction_mse": float((recon - seqs.obs).pow(2).mean()),
             "prediction_mse": [float(e) for e in err[1:]], "constant_frame_mse": [float(e) for e in const[1:]],
             "horizon": K, "eval_sequences": len(seqs)}
 

@@ -112,7 +112,8 @@ class LatentPosterior:
     def transition_posterior(self, inference=None, learn_noise: bool = False):
         """q(θ) of a Bayesian transition as a :class:`~pprl.inference.posterior.Posterior` of a ``bnn``
         dynamics model on the latent codes: p(z' − z | z, a, θ) = N(f(z, a; θ), diag s²) with the
-        fitted scale s (held fixed, or with ``learn_noise`` a point estimate that later refits move), no
+        fitted scale s (held fixed, or with ``learn_noise`` a point estimate that later refits move, on
+        the ``bnn`` model's positive constraint: the latent spec's ``min_scale`` floor is not kept), no
         normalisation, the same prior and a ``mean_field`` q of the fitted μ, σ. ``inference`` (a
         ``mean_field`` inference spec) sets how the posterior is refitted later (:meth:`InfoGain.update`);
         by default, the analytic-KL ELBO with this fit's lr and batch size. Every tool of a dynamics
@@ -156,11 +157,13 @@ class LatentPosterior:
         return Posterior(q, info={"from_latent_model": self.spec.name})
 
     @uses_threads
-    def elbo(self, data: Sequences, num_particles: int = 8, seed: int = 0) -> float:
+    def elbo(self, data: Sequences, num_particles: int = 8, seed: int = 0, weights_kl: bool = True) -> float:
         """ELBO per observed step, (1/(B·T)) Σ_b E_q[log p(o_b, z_b | a_b) − log q(z_b | o_b, a_b)],
-        a Monte-Carlo estimate over ``num_particles`` draws (seeded; the global RNG untouched)."""
+        a Monte-Carlo estimate over ``num_particles`` draws (seeded; the global RNG untouched). A
+        Bayesian transition's −KL(q(θ) ‖ p(θ)) enters once for ``data`` unless ``weights_kl=False``
+        (:func:`~pprl.inference.latent_fit.elbo_estimate`)."""
         from .latent_fit import elbo_estimate
-        return elbo_estimate(self.model, self.guide, data.to(self.device), num_particles, seed)
+        return elbo_estimate(self.model, self.guide, data.to(self.device), num_particles, seed, weights_kl=weights_kl)
 
     # ---------------------------------------------------------------- persistence
     def state(self) -> dict:

@@ -56,7 +56,9 @@ class DeterministicAE(nn.Module):
     """Deterministic encoder e, decoder g and transition f of the sizes a latent ``spec`` declares
     (see the module docstring). ``spec``: a :class:`LatentSpec` or anything
     :func:`pprl.spec.as_model_spec` reads; ``act_dim``: action size. Weights use torch's global RNG:
-    build under :func:`pprl.rng.seeded` (:meth:`fit` does so when it builds nothing itself)."""
+    build under :func:`pprl.rng.seeded` (:meth:`fit` does so when it builds nothing itself). A
+    Bayesian transition (``transition.bayesian``) gets point-estimate weights here: the baseline has
+    no uncertainty by design."""
 
     def __init__(self, spec, act_dim: int):
         super().__init__()

@@ -147,7 +147,14 @@ def test_predict_uses_q_theta_and_checkpoints_round_trip(fitted, tmp_path):
     manual = post.model.decode_mean(post.model.rollout(z0[:, 0], data.act[:4], theta=post.transition_weights()))
     torch.testing.assert_close(mean_pred, manual)
     draws = post.predict(data.obs[:4, 0], data.act[:4], sample=True, seed=1)
-    assert draws.shape == mean_pred.shape and not torch.allclose(draws, mean_pred)
+    with seeded(1):  # one θ ~ q per sequence, then the transition noise: predict's own order of draws
+        theta = post.transition_weights(4)
+        z = post.model.rollout(z0[:, 0], data.act[:4], sample=True, theta=theta)
+    torch.testing.assert_close(draws, post.model.decode_mean(z))
+    assert not torch.allclose(theta[0], theta[1])
+    same_start = z0[:1, 0].expand(2, -1)
+    apart = post.model.rollout(same_start, data.act[:1].expand(2, -1, -1), theta=theta[:2])
+    assert not torch.allclose(apart[0], apart[1])  # the weights alone move identical rollouts apart
     again = load_latent_posterior(post.save(tmp_path / "post.pt"))
     torch.testing.assert_close(again.transition_weights(), post.transition_weights())
     torch.testing.assert_close(again.predict(data.obs[:4, 0], data.act[:4]), mean_pred)
@@ -156,6 +163,20 @@ def test_predict_uses_q_theta_and_checkpoints_round_trip(fitted, tmp_path):
     out = channel.rollout(z, torch.ones(4, 1, 1, dtype=torch.float64), torch.zeros(4, 1, 2, dtype=torch.float64))
     loc, _ = post.model.transition_loc_scale(z0[:, 0], torch.ones(4, 1), post.transition_weights())
     torch.testing.assert_close(out.float(), loc, rtol=1e-5, atol=1e-5)
+
+
+def test_held_out_elbo_leaves_out_the_weights_kl_and_metrics_report_it(fitted):
+    """The ELBO on data with the weights' KL spread over it is the one without it minus KL/(N·T);
+    latent_metrics reports the latter (comparable across data sets) and the KL on its own."""
+    post, data = fitted
+    kl = float(torch.distributions.kl_divergence(post.guide.weights_distribution(), post.model.weights_prior()))
+    with_kl, without = post.elbo(data, seed=0), post.elbo(data, seed=0, weights_kl=False)
+    assert kl > 1.0
+    assert with_kl == pytest.approx(without - kl / (len(data) * data.length), rel=1e-5)
+    from pprl.inference.latent_fit import latent_metrics
+    metrics = latent_metrics(post, data, horizon=5, num_particles=8)
+    assert metrics["weights_kl"] == pytest.approx(kl, rel=1e-5) and not metrics["elbo_includes_weights_kl"]
+    assert metrics["elbo_per_step"] == pytest.approx(without, rel=1e-5)
 
 
 def test_mlp_bayesian_transition_fits_and_scores_with_the_gradient_solver():
@@ -178,7 +199,6 @@ def test_spec_round_trip_and_errors():
     spec = parse_model_spec({**SPEC, "transition": {"type": "mlp", "hidden_sizes": [8], "bayesian": True,
                                                     "prior": {"weight_scale": "fan_in", "bias_scale": 0.5}}})
     assert spec.transition.bayesian and spec.transition.prior.bias_scale == 0.5
-    assert parse_model_spec(spec.to_dict()) == parse_model_spec(spec.to_dict())
     assert parse_model_spec(spec.to_dict()).transition == spec.transition
     assert "bayesian" not in parse_model_spec({**SPEC, "transition": {"type": "linear"}}).to_dict()["transition"]
     bad = [({"type": "none", "bayesian": True}, "has no weights"),
