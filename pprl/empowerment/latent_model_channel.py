@@ -7,8 +7,8 @@ with f and s the mean and scale of the transition p(z_{j+1} | z_j, a_j) of a
 :class:`~pprl.inference.latent_posterior.LatentPosterior` (the latent model of
 :mod:`pprl.models.latent`), started at z = E_q[z | o], the amortised guide's mean for a frame o.
 With ``noise="step"`` (default) ε enters at every step, so the channel's noise is the model's own
-K-step predictive spread, different at every state (except for a Bayesian transition, run at the
-mean of q(θ), whose scale s is one per dimension); with ``noise="final"`` only the last step's
+K-step predictive spread, different at every state (a Bayesian transition, run at the mean of q(θ),
+has one per-step scale s for all states; its K-step spread still varies through the dynamics); with ``noise="final"`` only the last step's
 scale enters. With ``noise_std`` the noise is declared instead, ``noise_std``·ε isotropic in latent
 units in place of s(z, a)·ε, at every step or at the last (as :class:`~pprl.empowerment.PosteriorChannel`
 declares it).
