@@ -121,8 +121,7 @@ class LatentPosterior:
         first: the information gain about θ of a transition (z, a, z'), z and z' from :meth:`encode`."""
         from ..models.dynamics import build_model
         from ..spec import LikelihoodSpec, ModelSpec, PriorSpec, as_inference_spec, parse_inference_spec
-        from .families import make_family
-        from .families.base import assign
+        from .families import FAMILIES, make_family
         from .posterior import Posterior
 
         self._require_bayesian()
@@ -146,14 +145,13 @@ class LatentPosterior:
                                          f"{self.spec.source}:transition")
         else:
             ispec = as_inference_spec(inference)
-            if ispec.family != "mean_field":
-                raise ValueError(f"the latent model's q(θ) is mean-field; transition_posterior needs a mean_field "
-                                 f"inference spec, got family {ispec.family!r}")
         q = make_family(ispec)
-        guide = q.load_guide(model)
-        with torch.no_grad():
-            assign(guide.locs, "theta", self.guide.weights_loc.detach().clone())
-            assign(guide.scales, "theta", self.guide.weights_scale.detach().clone())
+        if not q.diagonal_gaussian:
+            diagonal = ", ".join(name for name, cls in FAMILIES.items() if cls.diagonal_gaussian)
+            raise ValueError(f"the latent model's q(θ) is a diagonal Gaussian; transition_posterior needs a family "
+                             f"of that form ({diagonal}), got {ispec.family!r}")
+        q.load_guide(model)
+        q.set_diagonal_gaussian(self.guide.weights_loc, self.guide.weights_scale)
         return Posterior(q, info={"from_latent_model": self.spec.name})
 
     @uses_threads

@@ -66,7 +66,8 @@ class Family:
     methods → solvers its :meth:`info_gain_view` supports), ``structure_params`` (guide
     parameter names that couple many coordinates of θ; the optimiser scales their step by 1/√D)
     and ``local_latents`` (a latent model's amortised guide q(z_t | ·) can take the family's form:
-    a diagonal Gaussian per step, or one through planar flows; see :mod:`pprl.inference.amortised`).
+    a diagonal Gaussian per step, or one through planar flows; see :mod:`pprl.inference.amortised`)
+    and ``diagonal_gaussian`` (q(θ) is N(μ, diag σ²) and :meth:`set_diagonal_gaussian` sets it).
     """
 
     name: ClassVar[str] = ""
@@ -79,6 +80,7 @@ class Family:
     info_gain: ClassVar[dict[str, tuple[str, ...]]] = {}
     structure_params: ClassVar[tuple[str, ...]] = ()
     local_latents: ClassVar[bool] = False
+    diagonal_gaussian: ClassVar[bool] = False
 
     @classmethod
     def local_guide_options(cls, spec: InferenceSpec) -> dict:
@@ -114,6 +116,10 @@ class Family:
 
     def finish(self, x: torch.Tensor) -> None:
         """Called once after the SVI loop with all training inputs ``x`` (Laplace: the GGN step)."""
+
+    def set_diagonal_gaussian(self, loc: torch.Tensor, scale: torch.Tensor) -> None:
+        """Set q(θ) to N(loc, diag scale²) (families with ``diagonal_gaussian``; the guide set up first)."""
+        raise NotImplementedError(f"family {self.name!r} is not a diagonal Gaussian N(μ, diag σ²)")
 
     @local_params
     def load_guide(self, model: DynamicsModel, guide_state: dict | None = None):

@@ -19,6 +19,7 @@ class MeanField(GaussianFamily):
         "local_reparam": Option(bool, lambda elbo: elbo == "analytic_kl", needs_elbo="analytic_kl")}
     info_gain: ClassVar[dict[str, tuple[str, ...]]] = {"update": ("gradient", "linearized"), "second_order": ()}
     local_latents: ClassVar[bool] = True
+    diagonal_gaussian: ClassVar[bool] = True
     roles: ClassVar[dict[str, str]] = {"loc": "locs.theta", "scale": "scales.theta"}
 
     def _build_guide(self, model):
@@ -54,6 +55,11 @@ class MeanField(GaussianFamily):
         with torch.no_grad():
             assign(self.guide.locs, "theta", a * self.loc + c)
             assign(self.guide.scales, "theta", a * self.scale)
+
+    def set_diagonal_gaussian(self, loc, scale):
+        with torch.no_grad():
+            assign(self.guide.locs, "theta", loc.detach().clone())
+            assign(self.guide.scales, "theta", scale.detach().clone())
 
     def info_gain_view(self):
         return MeanFieldView(self.loc, self.scale)

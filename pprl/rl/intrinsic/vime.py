@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 
 from ...data import ReplayPool, Transitions
-from ...inference.families import family_class, info_gain_support_error
+from ...inference.families import FAMILIES, family_class, info_gain_support_error
 from ...inference.info_gain import METHODS, SOLVERS, InfoGain
 from ...inference.posterior import Posterior, posterior_from_state
 from ...inference.svi import elbo_per_transition, fit
@@ -125,7 +125,7 @@ class VIMESpec(IntrinsicSpec):
 
 def _check_latent(spec: VIMESpec, src: str) -> None:
     """``model: latent`` needs an encoder whose latent model has Bayesian transition weights, read one
-    code at a time, and a mean-field family (the form of the latent model's q(θ))."""
+    code at a time, and a diagonal-Gaussian family (the form of the latent model's q(θ))."""
     enc = spec.encoder
     if enc is None:
         raise SpecError(f"{src}: field 'intrinsic.model': 'latent' is the transition of the encoder's latent model; "
@@ -136,9 +136,10 @@ def _check_latent(spec: VIMESpec, src: str) -> None:
     if enc.history != 1:
         raise SpecError(f"{src}: field 'intrinsic.encoder.history': the latent transition reads one code, z_t, "
                         f"so model 'latent' needs history 1, got {enc.history}")
-    if spec.inference.family != "mean_field":
-        raise SpecError(f"{src}: field 'intrinsic.family': the latent model's q(θ) is mean-field; with model "
-                        f"'latent' allowed: mean_field, got {spec.inference.family!r}")
+    if not family_class(spec.inference.family).diagonal_gaussian:
+        allowed = ", ".join(name for name, cls in FAMILIES.items() if cls.diagonal_gaussian)
+        raise SpecError(f"{src}: field 'intrinsic.family': the latent model's q(θ) is a diagonal Gaussian; with "
+                        f"model 'latent' allowed: {allowed}, got {spec.inference.family!r}")
 
 
 def _check_family(spec: VIMESpec, src: str) -> None:
