@@ -109,6 +109,8 @@ def main() -> None:
     a = p.parse_args()
     if a.plot:
         return plot(a.plot, a.output)
+    if not a.data:
+        p.error("--data DATASET.npz is required (unless --plot)")
     import torch
     import yaml
 
