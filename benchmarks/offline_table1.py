@@ -65,14 +65,15 @@ def run(method: str, kind: str, seed: int, updates: int, data_dir: str, out: str
             "ms_per_update": s["ms_per_update"], "data_mi": s["final_data_mi"]}
 
 
-def plot(out: Path, seeds: list[int], name: str, methods=METHODS) -> None:
+def plot(out: Path, seeds: list[int], name: str, methods=METHODS, kinds=KINDS) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    fig, axes = plt.subplots(1, len(KINDS), figsize=(5 * len(KINDS), 3.6), sharey=True)
-    for ax, kind in zip(axes, KINDS):
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.6), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, kind in zip(axes, kinds):
         for method, colour in zip(methods, ("C0", "C1", "C2")):
             curves = [pd.read_csv(out / f"{method}-{kind}-seed{s}" / "metrics.csv") for s in seeds]
             steps = curves[0]["updates"]
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="datasets to run")
     parser.add_argument("--updates", type=int, default=3000)
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--sac-steps", type=int, default=30_000)
@@ -128,7 +130,7 @@ def main() -> None:
         if built_for != args.env:
             sys.exit(f"{data_dir}/datasets.json is for {built_for!r}, not --env {args.env!r}")
     jobs = [(m, k, s, args.updates, str(data_dir), str(out), args.env, args.eval_episodes)
-            for k in KINDS for m in args.methods for s in args.seeds]
+            for k in args.kinds for m in args.methods for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(run, *zip(*jobs)))
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -139,7 +141,7 @@ def main() -> None:
              f"{args.seeds}; final normalised score, IQM [95% bootstrap CI]", "",
              "| dataset | " + " | ".join(args.methods) + " |", "|---" * (1 + len(args.methods)) + "|"]
     totals = {m: 0.0 for m in args.methods}
-    for kind in KINDS:
+    for kind in args.kinds:
         cells = []
         for method in args.methods:
             iqm, lo, hi = iqm_ci([r["score"] for r in results if r["method"] == method and r["kind"] == kind])
@@ -152,7 +154,7 @@ def main() -> None:
     table = "\n".join(lines)
     (out / "results.md").write_text(table + "\n")
     print(table)
-    plot(out, args.seeds, name, args.methods)
+    plot(out, args.seeds, name, args.methods, args.kinds)
 
 
 if __name__ == "__main__":
