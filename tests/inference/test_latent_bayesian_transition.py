@@ -89,7 +89,7 @@ def test_monte_carlo_elbo_counts_the_weights_kl_once_and_unscaled():
 
 
 def test_q_theta_is_the_mean_field_optimum_of_bayesian_linear_regression_on_the_codes(fitted):
-    """Observations 100× less noisy than the transition: the codes are nearly exact, and the ELBO's θ
+    """Observations 30× less noisy than the transition: the codes are nearly exact, and the ELBO's θ
     part is the Bayesian linear regression of z_{t+1} − z_t on [z_t, a_t, 1] with noise s_j per
     output (the fitted scale) and prior N(0, I). Its mean-field optimum has the exact posterior mean
     and variances 1/Λ_dd, Λ = I + XᵀX/s_j². The fit's μ is within 0.5 posterior standard deviations
