@@ -22,8 +22,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def probe(data_path: str, env_id: str, learner_type: str, updates: int, every: int, episodes: int, seed: int,
           overrides: dict) -> list[dict]:
@@ -39,7 +37,9 @@ def probe(data_path: str, env_id: str, learner_type: str, updates: int, every: i
     cls = OFFLINE_LEARNERS[learner_type]
     config = cls.spec_class.from_dict({"batch_size": 256, "hidden_sizes": [64, 64], **overrides})
     import gymnasium as gym
-    space = gym.make(env_id).action_space
+    env = gym.make(env_id)
+    space = env.action_space
+    env.close()
     learner = cls(t.obs.shape[1], t.act.shape[1], space.low, space.high, config, seed=seed)
     g = torch.Generator().manual_seed(seed)
     held = _rows(t, torch.randint(len(t), (2048,), generator=g))
@@ -124,5 +124,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=4)
     main()
